@@ -1,0 +1,155 @@
+"""`vfxinsert check`: every cheap validation of a shot before it goes to the farm.
+
+Config, colorspaces, plate frames present and the first frame readable, camera poses for every frame,
+meshes load, the HDRI loads, Mitsuba's LLVM backend runs, and the model folder exists when set.
+Library code: it returns findings; the CLI prints them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import ShotConfig, load_shot
+from .errors import VfxInsertError
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of a check: ``ok`` false is a problem that stops the shot; ``warning`` is worth a look."""
+
+    topic: str
+    ok: bool
+    detail: str
+    warning: bool = False
+
+
+def check_shot(shot_path: str | Path, *, run_llvm: bool = True) -> tuple[ShotConfig | None, list[Finding]]:
+    """Validate a shot; the config is None when the shot file itself is invalid (then one finding says why)."""
+    try:
+        shot = load_shot(shot_path)
+    except VfxInsertError as exc:
+        return None, [Finding("shot file", False, exc.line())]
+    findings = [Finding("shot file", True, f"{shot.path} (schema {shot.schema}, shot {shot.name!r})")]
+    steps: list[tuple[str, Callable[[ShotConfig], list[Finding]]]] = [
+        ("colour", _check_color), ("plate", _check_plate), ("camera", _check_camera),
+        ("assets", _check_assets), ("lighting", _check_lighting), ("guidance", _check_guidance),
+    ]
+    if run_llvm:
+        steps.append(("renderer", _check_llvm))
+    for topic, step in steps:
+        try:
+            findings.extend(step(shot))
+        except VfxInsertError as exc:
+            findings.append(Finding(topic, False, exc.line()))
+    return shot, findings
+
+
+def _check_color(shot: ShotConfig) -> list[Finding]:
+    from .color import resolve_config_source
+
+    pipeline = shot.color_pipeline()
+    _, how = resolve_config_source(shot.color.config)
+    plate_cs = pipeline.canonical(shot.plate.colorspace, "[plate] colorspace")
+    return [Finding("colour", True, f"OCIO config {pipeline.config_name!r} ({how}); plate {plate_cs!r} -> "
+                                    f"working {pipeline.working_space!r}; display {pipeline.display!r} / {pipeline.view!r}")]
+
+
+def _check_plate(shot: ShotConfig) -> list[Finding]:
+    from .plates import open_plate
+
+    p = shot.plate
+    findings = []
+    with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,
+                    missing=p.missing_frames) as plate:
+        missing = plate.missing_frames()
+        if missing:
+            text = f"{len(missing)} missing frame(s): {_frame_list(missing)}"
+            if p.missing_frames == "error":
+                findings.append(Finding("plate", False, f"{p.path}: {text}. Fix: render them, fix the range, "
+                                                        'or set [plate] missing_frames = "hold"'))
+            else:
+                findings.append(Finding("plate", True, f"{text} (held from the previous frame)", warning=True))
+        present = [f for f in plate.frames if f not in set(missing)]
+        first = plate.read(present[0])
+        h, w = first.rgb.shape[:2]
+        fps = f", {plate.fps} fps" if plate.fps else ""
+        findings.append(Finding("plate", True, f"{plate.kind}, {len(plate.frames)} frame(s) "
+                                               f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}{fps}, "
+                                               f"channels {','.join(first.channels)}"))
+        if first.nonfinite:
+            findings.append(Finding("plate", True, f"frame {present[0]} has {first.nonfinite} NaN/Inf values "
+                                                   f"(policy {p.nonfinite!r})", warning=True))
+    return findings
+
+
+def _check_camera(shot: ShotConfig) -> list[Finding]:
+    from .camera import pose_for_frame, read_chan
+
+    cam = shot.camera
+    if cam.track is None:
+        return [Finding("camera", True, f"static camera, {cam.focal_length_mm} mm on "
+                                        f"{cam.filmback_mm[0]} x {cam.filmback_mm[1]} mm filmback")]
+    track = read_chan(cam.track)
+    from .plates import open_plate
+
+    with open_plate(shot.plate.path, shot.plate.frames) as plate:
+        frames = plate.frames
+    for frame in frames:
+        pose_for_frame(track, frame)
+    return [Finding("camera", True, f"track {cam.track.name}: {len(track.frames)} poses cover frames "
+                                    f"{frames[0]}-{frames[-1]}")]
+
+
+def _check_assets(shot: ShotConfig) -> list[Finding]:
+    from .assets import inspect_mesh
+
+    findings = []
+    for i, asset in enumerate(shot.asset):
+        info = inspect_mesh(asset.mesh)
+        size = [hi - lo for lo, hi in zip(info.bounds_min, info.bounds_max)]
+        findings.append(Finding("assets", True, f"#{i + 1} {asset.mesh.name}: {info.triangles} triangles, "
+                                                f"size {size[0]:.3g} x {size[1]:.3g} x {size[2]:.3g} (mesh units)"))
+    return findings
+
+
+def _check_lighting(shot: ShotConfig) -> list[Finding]:
+    light = shot.lighting
+    if light.init != "hdri":
+        return [Finding("lighting", True, f"init {light.init!r}, optimize {str(light.optimize).lower()}")]
+    from .plates import read_image
+
+    hdri = read_image(light.hdri)
+    h, w = hdri.rgb.shape[:2]
+    if w != 2 * h:
+        return [Finding("lighting", False, f"{light.hdri}: HDRI is {w}x{h}, not a 2:1 lat-long. "
+                                           "Fix: supply an equirectangular (lat-long) map")]
+    return [Finding("lighting", True, f"HDRI {light.hdri.name} {w}x{h}, peak {float(hdri.rgb.max()):.4g}, "
+                                      f"rotate_y {light.rotate_y_deg} deg")]
+
+
+def _check_guidance(shot: ShotConfig) -> list[Finding]:
+    model = shot.guidance.model
+    if not model:
+        return [Finding("guidance", True, "no diffusion model set: the weight-free path will be used")]
+    local = Path(model).expanduser()
+    local = local if local.is_absolute() else shot.path.parent / local
+    if local.is_dir():
+        if not (local / "model_index.json").is_file():
+            return [Finding("guidance", False, f"{local}: not a diffusers model folder (no model_index.json). "
+                                               "Fix: point [guidance] model at a folder saved with save_pretrained")]
+        return [Finding("guidance", True, f"model folder {local}")]
+    if model.startswith((".", "/", "~")):
+        return [Finding("guidance", False, f"[guidance] model: folder {local} does not exist. Fix: check the path")]
+    return [Finding("guidance", True, f"model id {model!r} (loaded from the local Hugging Face cache)", warning=True)]
+
+
+def _check_llvm(shot: ShotConfig) -> list[Finding]:
+    from .env import check_llvm_runs
+
+    return [Finding("renderer", True, check_llvm_runs())]
+
+
+def _frame_list(frames: list[int], limit: int = 12) -> str:
+    text = ", ".join(map(str, frames[:limit]))
+    return text + (f" ... (+{len(frames) - limit} more)" if len(frames) > limit else "")

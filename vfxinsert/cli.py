@@ -1,0 +1,163 @@
+"""The `vfxinsert` command. The only place that prints for users or sets exit codes.
+
+Exit codes: 0 ok, 1 the shot (or a frame of it) failed, 2 usage error.
+Heavy modules are imported inside the subcommands so `vfxinsert --help` starts at once.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import VfxInsertError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _fail(text: str) -> None:
+    print(f"vfxinsert: error: {text}", file=sys.stderr, flush=True)
+
+
+def cmd_check(args) -> int:
+    from .check import check_shot
+
+    _, findings = check_shot(args.shot, run_llvm=not args.no_llvm)
+    ok = True
+    for f in findings:
+        if not f.ok:
+            ok = False
+            _fail(f"{f.topic}: {f.detail}")
+        else:
+            _say(f"{'warn' if f.warning else 'ok  '} {f.topic}: {f.detail}")
+    if ok:
+        _say(f"check passed: {args.shot}")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_run(args) -> int:
+    from .check import check_shot
+    from .ingest import ingest
+
+    shot, findings = check_shot(args.shot, run_llvm=False)
+    problems = [f for f in findings if not f.ok]
+    for f in problems:
+        _fail(f"{f.topic}: {f.detail}")
+    if problems or shot is None:
+        return EXIT_FAILED
+    report = ingest(shot, on_frame=_progress("plate"))
+    status = _summarise(report)
+    if len(report.failed) == len(report.results):
+        return EXIT_FAILED
+    env = _environment(shot)
+    from .render import render_frames
+
+    good = [r.frame for r in report.results if not r.error]
+    status = max(status, _summarise(render_frames(shot, env, frames=good, on_frame=_progress("render"))))
+    _say(f"outputs: {shot.output.dir}")
+    return status
+
+
+def _environment(shot):
+    """The lighting the final renders use; the optimisation stages extend this."""
+    from .errors import ConfigError
+    from .render import hdri_environment
+
+    light = shot.lighting
+    if light.init == "hdri" and not light.optimize:
+        return hdri_environment(shot)
+    raise ConfigError(f'lighting.init = "{light.init}" with optimize = {str(light.optimize).lower()} needs the '
+                      "lighting optimisation stage, which this version does not have yet",
+                      where=f"{shot.path} [lighting]",
+                      fix='use init = "hdri" with an on-set HDRI and optimize = false')
+
+
+def _progress(stage: str):
+    """A progress callback: a tqdm bar on a terminal, one plain line per frame on the farm (log parsers)."""
+    bar = None
+    tty = sys.stderr.isatty()
+
+    def on_frame(result, total: int) -> None:
+        nonlocal bar
+        if result.error:
+            message = f"vfxinsert: {stage}: frame {result.frame} FAILED: {result.error}"
+        else:
+            what = "skipped (up to date)" if result.skipped else f"-> {result.path}"
+            if result.held_from is not None:
+                what += f" (held from frame {result.held_from})"
+            if result.nonfinite:
+                what += f" ({result.nonfinite} NaN/Inf values sanitised)"
+            message = f"vfxinsert: {stage}: frame {result.frame} {what}"
+        if tty:
+            from tqdm import tqdm
+
+            if bar is None:
+                bar = tqdm(total=total, desc=stage, unit="frame", file=sys.stderr)
+            if result.error or result.held_from is not None or result.nonfinite:
+                bar.write(message, file=sys.stderr)
+            bar.update(1)
+            if bar.n >= total:
+                bar.close()
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    return on_frame
+
+
+def _summarise(report) -> int:
+    done = [r for r in report.results if not r.error]
+    written = [r for r in done if not r.skipped]
+    folder = done[0].path.parent if done else None
+    _say(f"{report.stage}: {len(written)} frame(s) written, {len(done) - len(written)} up to date, "
+         f"{len(report.failed)} failed" + (f"; outputs in {folder}" if folder else ""))
+    for r in report.failed:
+        _fail(f"frame {r.frame}: {r.error}")
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vfxinsert",
+        description="Insert CG objects into plates with lighting and tone recovered by diffusion-guided "
+                    "inverse rendering. Outputs linear multi-layer EXRs for Nuke.",
+        epilog="exit codes: 0 ok, 1 shot failed, 2 usage error",
+    )
+    parser.add_argument("--version", action="version", version=f"vfxinsert {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("check", help="validate a shot cheaply before it goes to the farm",
+                       description="Validate config, files, plate frames, colorspaces, camera, meshes, HDRI, "
+                                   "model folder and the renderer's LLVM. Prints one line per finding.")
+    p.add_argument("shot", type=Path, help="path to shot.toml")
+    p.add_argument("--no-llvm", action="store_true", help="skip the test kernel that proves Mitsuba's LLVM works")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run a shot: check, then every stage that exists",
+                       description="Check the shot, then run its stages: plate (every frame into the working "
+                                   "space: <output.dir>/plate/<name>.####.exr), then render (every frame's object, "
+                                   "shadow and composite layers: <output.dir>/<name>.####.exr, plus lighting.exr "
+                                   "and lighting.json). Frames already up to date are skipped.")
+    p.add_argument("shot", type=Path, help="path to shot.toml")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors, as argparse does
+    try:
+        return args.func(args)
+    except VfxInsertError as exc:
+        _fail(exc.line())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""The shot file: TOML, ``schema = 1``, loaded into typed, frozen, validated dataclasses.
+
+Every key is a dataclass field (its comment says what it means). The loader is driven by the type
+hints, so a new key is one new field: unknown keys, wrong types, bad values and missing files all
+fail at load with what / where / how to fix. Paths are relative to the shot file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SCHEMA_VERSION = 1
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class PlateConfig:
+    path: Path
+    """Image, sequence (``name.####.exr`` or ``%04d``) or movie (.mp4/.mov), relative to the shot file."""
+    colorspace: str
+    """OCIO colorspace (name or alias) the plate is stored in; mandatory: file rules are never guessed."""
+    frames: tuple[int, int] | None = None
+    """Inclusive [first, last]; required with a pattern; omit for one image or a whole movie (frames from 1)."""
+    layer: str = ""
+    """EXR layer holding the plate ("" = main R,G,B(,A); "beauty" = beauty.R/G/B)."""
+    view: str = ""
+    """Multi-view EXR: the view to read ("left", "right"); "" = the first part holding the layer."""
+    overscan: Literal["crop", "keep"] = "crop"
+    """EXR data window larger than the display window: crop to the display window, or keep the overscan."""
+    missing_frames: Literal["error", "hold"] = "error"
+    """A missing frame of a sequence: fail that frame, or hold the previous present frame."""
+    nonfinite: Literal["zero", "clamp", "error"] = "zero"
+    """NaN/Inf pixels: set to 0; clamp Inf to +-65504 and NaN to 0; or fail the frame. Always reported."""
+
+    def validate(self, where: str) -> None:
+        if self.frames is not None and self.frames[0] > self.frames[1]:
+            raise ConfigError(f"first frame {self.frames[0]} is after last frame {self.frames[1]}",
+                              where=f"{where} frames", fix="write frames = [first, last] with first <= last")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    focal_length_mm: float
+    """Focal length in mm (Nuke's focal)."""
+    filmback_mm: tuple[float, float]
+    """Filmback [horizontal, vertical] in mm (Nuke's haperture, vaperture); the horizontal one fixes the FOV."""
+    cam_to_world: tuple[tuple[float, float, float, float], ...] | None = None
+    """Static camera: 4x4 row-major camera-to-world, OpenGL convention (looks down -Z, +Y up, +X right)."""
+    track: Path | None = None
+    """Moving camera: a Nuke .chan file (frame tx ty tz rx ry rz [vfov]; degrees; ZXY order)."""
+
+    def validate(self, where: str) -> None:
+        if self.focal_length_mm <= 0 or min(self.filmback_mm) <= 0:
+            raise ConfigError("focal length and filmback must be positive millimetres", where=where,
+                              fix="e.g. focal_length_mm = 35.0, filmback_mm = [36.0, 24.0]")
+        if (self.cam_to_world is None) == (self.track is None):
+            raise ConfigError("give exactly one of cam_to_world (static camera) or track (a .chan file)",
+                              where=where, fix="keep one of the two keys")
+        if self.cam_to_world is not None:
+            if len(self.cam_to_world) != 4:
+                raise ConfigError(f"cam_to_world has {len(self.cam_to_world)} rows, expected 4",
+                                  where=f"{where} cam_to_world", fix="write a 4x4 row-major matrix")
+            from .camera import validate_cam_to_world
+
+            validate_cam_to_world(self.cam_to_world, where=f"{where} cam_to_world")
+
+
+@dataclass(frozen=True)
+class GroundConfig:
+    height_m: float = 0.0
+    """Proxy ground plane y = height_m (normal +Y), in metres."""
+    albedo: Literal["plate"] | Vec3 = "plate"
+    """"plate": the mean plate colour under the object (scene-linear); or an explicit [r, g, b] in 0..1."""
+
+    def validate(self, where: str) -> None:
+        if self.albedo != "plate" and not all(0.0 <= c <= 1.0 for c in self.albedo):
+            raise ConfigError(f"albedo {list(self.albedo)} is outside 0..1", where=f"{where} albedo",
+                              fix='use "plate" or [r, g, b] with each value in 0..1')
+
+
+@dataclass(frozen=True)
+class MaterialConfig:
+    base_color: Vec3 = (0.8, 0.8, 0.8)
+    """Linear base colour in 0..1 (Mitsuba principled BSDF); a GLB's own textures win when present."""
+    roughness: float = 0.4
+    """0 = mirror-like, 1 = fully rough."""
+    metallic: float = 0.0
+    """0 = dielectric, 1 = metal."""
+
+    def validate(self, where: str) -> None:
+        for name, values in (("base_color", self.base_color), ("roughness", (self.roughness,)),
+                             ("metallic", (self.metallic,))):
+            if not all(0.0 <= v <= 1.0 for v in values):
+                raise ConfigError(f"{name} must lie in 0..1", where=f"{where} {name}", fix="clamp it to 0..1")
+
+
+@dataclass(frozen=True)
+class AssetConfig:
+    mesh: Path
+    """OBJ, PLY or glTF-binary (.glb) mesh, modelled with its base at y = 0."""
+    position_m: Vec3 = (0.0, 0.0, 0.0)
+    """World position of the mesh origin, metres."""
+    rotation_deg: Vec3 = (0.0, 0.0, 0.0)
+    """XYZ Euler angles, X first: R = Rz * Ry * Rx; world = T * R * S."""
+    scale: float = 1.0
+    """Uniform scale."""
+    material: MaterialConfig = MaterialConfig()
+    """Principled material."""
+    label: str = ""
+    """What the object is ("teapot"), used as {class} in prompts; default: the mesh file name."""
+
+    def validate(self, where: str) -> None:
+        if not self.scale > 0:
+            raise ConfigError(f"scale {self.scale} must be > 0", where=f"{where} scale", fix="e.g. scale = 1.0")
+        if self.mesh.suffix.lower() not in (".obj", ".ply", ".glb"):
+            raise ConfigError(f"mesh format {self.mesh.suffix!r} is not supported", where=f"{where} mesh",
+                              fix="convert it to .obj, .ply or .glb")
+
+
+@dataclass(frozen=True)
+class LightingConfig:
+    init: Literal["plate", "hdri", "sky"] = "plate"
+    """Initial lighting: from the plate, from an on-set HDRI, or a sun + sky."""
+    hdri: Path | None = None
+    """Lat-long HDRI (EXR/HDR), required when init = "hdri"."""
+    rotate_y_deg: float = 0.0
+    """Rotation of the HDRI about +Y (right-hand rule: +90 turns +Z to +X)."""
+    optimize: bool = True
+    """false: render with the initial lighting as it is."""
+
+    def validate(self, where: str) -> None:
+        if self.init == "hdri" and self.hdri is None:
+            raise ConfigError('init = "hdri" needs an HDRI file', where=f"{where} hdri",
+                              fix='add hdri = "path/to/onset.exr" or choose another init')
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    model: str = ""
+    """Empty: no diffusion guidance. Else a local diffusers folder (relative to the shot) or a pinned model id."""
+    prompt: str = "a photo of a {class}"
+    """Prompt for the asset's class ({class} is replaced by the asset label)."""
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    spp: int = 128
+    """Samples per pixel for final renders."""
+    max_depth: int = 8
+    """Path depth for final renders (optimisation may use less)."""
+
+    def validate(self, where: str) -> None:
+        if self.spp < 1 or self.max_depth < 1:
+            raise ConfigError("spp and max_depth must be >= 1", where=where, fix="e.g. spp = 128, max_depth = 8")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: Path = Path("out")
+    """Output folder, relative to the shot file unless absolute."""
+    precision: Literal["half", "float"] = "half"
+    """Colour layers as 16-bit half (default) or 32-bit float."""
+    compression: Literal["zip", "piz", "dwaa"] = "zip"
+    """EXR compression: zip (lossless, default), piz (lossless, grainy plates), dwaa (lossy: previews only)."""
+
+
+@dataclass(frozen=True)
+class ColorConfig:
+    config: str = ""
+    """OCIO config path or ocio:// URI; empty: $OCIO, then the pinned built-in config."""
+    working_space: str = "Linear Rec.709 (sRGB)"
+    """Scene-linear working space of renders and outputs (Rec.709 primaries: what Mitsuba's RGB variants render)."""
+    display: str = "sRGB - Display"
+    """Display for previews and for the diffusion model."""
+    view: str = "Un-tone-mapped"
+    """View of that display."""
+
+
+@dataclass(frozen=True)
+class ShotConfig:
+    schema: int
+    """Shot-file schema version; this vfxinsert reads schema 1."""
+    name: str
+    """Shot name, used in output file names (letters, digits, '_', '-', '.')."""
+    plate: PlateConfig
+    camera: CameraConfig
+    asset: tuple[AssetConfig, ...]
+    """One or more [[asset]] tables."""
+    ground: GroundConfig = GroundConfig()
+    lighting: LightingConfig = LightingConfig()
+    guidance: GuidanceConfig = GuidanceConfig()
+    render: RenderConfig = RenderConfig()
+    output: OutputConfig = OutputConfig()
+    color: ColorConfig = ColorConfig()
+    path: Path = field(default=Path("shot.toml"), metadata={"key": False})
+    """The shot file itself (not a key)."""
+
+    def validate(self, where: str) -> None:
+        if self.schema != SCHEMA_VERSION:
+            raise ConfigError(f"schema {self.schema} is not supported (this vfxinsert reads schema {SCHEMA_VERSION})",
+                              where=f"{where} schema", fix=f"set schema = {SCHEMA_VERSION} or use a matching vfxinsert")
+        if not self.name or not all(ch.isalnum() or ch in "_-." for ch in self.name):
+            raise ConfigError(f"name {self.name!r} must be non-empty and use only letters, digits, '_', '-', '.'",
+                              where=f"{where} name", fix='e.g. name = "sh010"')
+        if not self.asset:
+            raise ConfigError("no [[asset]] table", where=where, fix="add an [[asset]] with mesh = ...")
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output.dir
+
+    def color_pipeline(self):
+        """The OCIO pipeline this shot resolves to (shot setting, then $OCIO, then the pinned config)."""
+        from .color import ColorPipeline, resolve_config_source
+
+        source, _ = resolve_config_source(self.color.config)
+        return ColorPipeline(source=source, working_space=self.color.working_space,
+                             display=self.color.display, view=self.color.view)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_shot(path: str | Path, *, check_colors: bool = True) -> ShotConfig:
+    """Read, type-check and validate a shot file; ConfigError / ColorError on any problem.
+
+    Checks here are the cheap ones every command needs: keys, types, values, that named files and
+    folders exist, and (``check_colors``) that the colorspaces exist in the resolved OCIO config.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("shot file not found", where=where, fix="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the shot file: {exc}", where=where) from exc
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=where, fix="fix the syntax at that line") from exc
+    base = path.resolve().parent
+    shot = _build(ShotConfig, table, where, base)
+    shot = dataclasses.replace(shot, path=path.resolve())
+    _check_files(shot, where)
+    if check_colors:
+        pipeline = shot.color_pipeline()
+        pipeline.canonical(shot.plate.colorspace, f"{where} [plate] colorspace")
+        pipeline.canonical(shot.color.working_space, f"{where} [color] working_space")
+        pipeline.check_display_view(f"{where} [color] display/view")
+    return shot
+
+
+def _check_files(shot: ShotConfig, where: str) -> None:
+    """Named files exist (a sequence pattern: its folder exists; frames are checked by `check`)."""
+    def need(p: Path | None, key: str, fix: str) -> None:
+        if p is not None and not p.exists():
+            raise ConfigError(f"file not found: {p}", where=f"{where} {key}", fix=fix)
+
+    plate = shot.plate.path
+    from .plates import parse_pattern
+
+    if parse_pattern(str(plate)) is not None:
+        need(plate.parent, "[plate] path", "check the folder of the plate pattern (paths are relative to the shot file)")
+        if shot.plate.frames is None:
+            raise ConfigError("a frame pattern needs a frame range", where=f"{where} [plate] frames",
+                              fix="add frames = [first, last]")
+    else:
+        need(plate, "[plate] path", "check the path (relative to the shot file)")
+    need(shot.camera.track, "[camera] track", "check the .chan path (relative to the shot file)")
+    for i, asset in enumerate(shot.asset):
+        need(asset.mesh, f"[[asset]] #{i + 1} mesh", "check the mesh path (relative to the shot file)")
+    need(shot.lighting.hdri, "[lighting] hdri", "check the HDRI path (relative to the shot file)")
+
+
+def _build(cls, table: object, where: str, base: Path):
+    """Build dataclass ``cls`` from a TOML table, recursing into nested tables by type hint."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"expected a table, got {_tname(table)}", where=where, fix="see the shot-file reference in README")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("key", True)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}", where=where, fix=f"valid keys here: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key_where = _key_where(where, name, hints[name], top=cls is ShotConfig)
+        if name in table:
+            kwargs[name] = _convert(hints[name], table[name], key_where, base)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key {name!r}", where=where,
+                              fix=f"add {name} = ... (see the shot-file reference in README)")
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(where)
+    return obj
+
+
+def _key_where(where: str, name: str, hint, top: bool) -> str:
+    """How a key is named in messages: ``shot.toml [plate] frames``, ``shot.toml [[asset]]``."""
+    if top and dataclasses.is_dataclass(hint):
+        return f"{where} [{name}]"
+    if top and typing.get_origin(hint) is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+        return f"{where} [[{name}]]"
+    return f"{where} {name}"
+
+
+def _tname(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _convert(hint, value, where: str, base: Path):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _convert(option, value, where, base)
+            except ConfigError as exc:
+                errors.append(exc.what)
+        raise ConfigError(" or ".join(dict.fromkeys(errors)), where=where, fix="see the shot-file reference in README")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{value!r} is not allowed", where=where,
+                              fix=f"use one of: {', '.join(repr(a) for a in args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"expected an array, got {_tname(value)}", where=where, fix="write [a, b, ...]")
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = "{} #{}" if dataclasses.is_dataclass(args[0]) else "{}[{}]"
+            return tuple(_convert(args[0], v, item.format(where, i + 1), base) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"expected {len(args)} values, got {len(value)}", where=where,
+                              fix=f"write an array of {len(args)} values")
+        return tuple(_convert(a, v, f"{where}[{i + 1}]", base) for i, (a, v) in enumerate(zip(args, value)))
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, base)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {_tname(value)}", where=where, fix="write true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {_tname(value)} {value!r}", where=where, fix="write a whole number")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"expected a finite number, got {_tname(value)} {value!r}", where=where, fix="write a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {_tname(value)}", where=where, fix='write "text" in quotes')
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"expected a path string, got {_tname(value)}", where=where, fix='write "relative/path"')
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+    raise TypeError(f"config.py has no converter for {hint!r}")  # a programming error, not a user's

@@ -1,0 +1,62 @@
+"""One exception tree for vfxinsert.
+
+Every error says *what* went wrong, *where* (a file, a shot-file key, a frame) and *how to fix it*.
+Library code raises these; only the CLI prints them and turns them into exit codes.
+"""
+from __future__ import annotations
+
+
+class VfxInsertError(Exception):
+    """Base of every error vfxinsert raises on purpose.
+
+    ``what``: the problem in one sentence; ``where``: file / key / frame it concerns (optional);
+    ``fix``: what the user should do (optional).
+    """
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None):
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        """The error as one line: ``where: what. Fix: fix``."""
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.fix:
+            text = f"{text.rstrip('.')}. Fix: {self.fix}"
+        return text
+
+
+class SetupError(VfxInsertError):
+    """The machine is missing something (LLVM for Mitsuba, a Python package, a model folder)."""
+
+
+class ConfigError(VfxInsertError):
+    """The shot file is invalid: unknown key, wrong type, bad value, missing file."""
+
+
+class ColorError(VfxInsertError):
+    """OpenColorIO config or colorspace problem."""
+
+
+class PlateError(VfxInsertError):
+    """A plate (image, sequence or movie) cannot be read as asked."""
+
+
+class FrameError(PlateError):
+    """One frame of a plate is bad (missing, unreadable, non-finite pixels under the 'error' policy).
+
+    Batch code records it per frame and goes on with the rest of the shot.
+    """
+
+    def __init__(self, what: str, *, frame: int, where: str | None = None, fix: str | None = None):
+        self.frame = frame
+        super().__init__(what, where=where, fix=fix)
+
+
+class MeshError(VfxInsertError):
+    """An asset mesh cannot be loaded."""
+
+
+class OutputError(VfxInsertError):
+    """An output cannot be written (permissions, disk full, bad layer data)."""

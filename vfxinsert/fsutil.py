@@ -1,0 +1,67 @@
+"""Atomic file output: a temporary file beside the target, fsync, rename, fsync the folder.
+
+A crash or a kill at any point leaves either the previous good file or none at the final path; the
+temporary name starts with '.' and ends with '.tmp' so nothing half-written looks finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .errors import OutputError
+
+
+def temp_path_for(final: Path) -> Path:
+    """The temporary path used while ``final`` is written (same folder, so rename is atomic).
+
+    The real extension is kept before '.tmp' because some writers (OpenEXR, OIIO, PyAV) pick the
+    format from it.
+    """
+    return final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened for fsync
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``final`` atomically.
+
+    On any exception the temporary file is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder: {exc.strerror}", where=str(final.parent),
+                          fix="choose a writable output.dir") from exc
+    tmp = temp_path_for(final)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(final: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``final`` atomically."""
+    with atomic_output(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(final: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``final`` atomically."""
+    atomic_write_bytes(final, text.encode("utf-8"))

@@ -1,0 +1,106 @@
+"""The plate stage: read every frame, report bad ones, convert it into the working space, and write it
+as a scene-linear EXR (``<output.dir>/plate/<name>.####.exr``): the ``plate`` of the layer identity
+``comp = rgb + (1 - A) * plate * shadow`` that later stages render against.
+
+A bad frame is recorded and the rest of the shot goes on. A frame whose output already exists with the
+same input hash is skipped, so a re-run redoes only what changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .config import ShotConfig
+from .errors import VfxInsertError
+
+
+def frame_path(folder: Path, name: str, frame: int) -> Path:
+    """``folder/name.####.exr`` with the plate's frame number (4 digits, more when needed; Nuke style)."""
+    sign = "-" if frame < 0 else ""
+    return folder / f"{name}.{sign}{abs(frame):04d}.exr"
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame: int
+    path: Path | None = None
+    error: str | None = None
+    skipped: bool = False
+    held_from: int | None = None
+    nonfinite: int = 0
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: str
+    results: tuple[FrameResult, ...]
+
+    @property
+    def failed(self) -> tuple[FrameResult, ...]:
+        return tuple(r for r in self.results if r.error)
+
+
+def _input_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
+    """Hash of everything that decides one output frame: the source file's identity and the settings."""
+    try:
+        st = os.stat(frame_file)
+        ident = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        ident = []
+    p = shot.plate
+    blob = json.dumps([__version__, frame_file, ident, p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
+                       shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None = None) -> StageReport:
+    """Convert every plate frame of ``shot`` into the working space; see the module docstring."""
+    from .camera import frame_camera, read_chan
+    from .exr import FrameMetadata, stored_inputs_hash, write_exr
+    from .plates import open_plate
+
+    p = shot.plate
+    pipeline = shot.color_pipeline()
+    out_dir = shot.output.dir / "plate"
+    track = read_chan(shot.camera.track) if shot.camera.track else None
+    results = []
+    with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,
+                    missing=p.missing_frames) as plate:
+        total = len(plate.frames)
+        for frame in plate.frames:
+            out = frame_path(out_dir, shot.name, frame)
+            try:
+                source = plate.source_path(frame)
+                digest = _input_hash(shot, source, pipeline.cache_id)
+                if out.is_file() and stored_inputs_hash(out) == digest:
+                    result = FrameResult(frame, out, skipped=True)
+                else:
+                    image = plate.read(frame)
+                    rgb = pipeline.to_working(image.rgb, p.colorspace)
+                    h, w = rgb.shape[:2]
+                    (x0, y0), (x1, y1) = image.display_window
+                    c2w, intr = frame_camera(shot.camera.focal_length_mm, shot.camera.filmback_mm,
+                                             shot.camera.cam_to_world, track, frame, x1 - x0 + 1, y1 - y0 + 1,
+                                             image.pixel_aspect)
+                    meta = FrameMetadata(shot=shot.name, frame=frame, working_space=pipeline.working_space,
+                                         ocio_config=pipeline.config_name, ocio_cache_id=pipeline.cache_id,
+                                         plate_colorspace=p.colorspace, plate_path=source,
+                                         software_version=__version__, fps=plate.fps, cam_to_world=c2w,
+                                         intrinsics=intr, extra={"inputsHash": digest})
+                    channels = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}
+                    if image.alpha is not None:
+                        channels["A"] = image.alpha
+                    write_exr(out, channels, display_window=image.display_window, data_origin=image.origin,
+                              precision=shot.output.precision, compression=shot.output.compression,
+                              attributes=meta.to_attributes())
+                    result = FrameResult(frame, out, held_from=image.held_from, nonfinite=image.nonfinite)
+            except VfxInsertError as exc:
+                result = FrameResult(frame, error=exc.line())
+            results.append(result)
+            if on_frame:
+                on_frame(result, total)
+    return StageReport("plate", tuple(results))

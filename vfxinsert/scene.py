@@ -1,0 +1,270 @@
+"""The Mitsuba scene of a shot, built once: camera, assets, proxy ground plane, environment emitter.
+
+Per-frame camera poses and the environment are updated in place through ``mi.traverse`` (no reload,
+no recompile: a change of pose, FOV, principal point, seed, spp or env values does not recompile;
+mitsuba-notes section 2). Geometry is never optimised, so object transforms are baked into vertices.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .assets import load_trimesh, object_to_world
+from .config import AssetConfig
+from .errors import MeshError, VfxInsertError
+
+#: The shadow catcher's AOVs: ground radiance with (pw) and without (pu) the object, ground coverage.
+AOV_NAMES = ["pw.R", "pw.G", "pw.B", "pu.R", "pu.G", "pu.B", "plane.A"]
+#: Shape id of the proxy ground plane.
+PLANE_ID = "ground"
+#: Channels of a render, in order: premultiplied object RGB, object alpha, then the integrator's AOVs.
+LAYER_CHANNELS = ["R", "G", "B", "A"] + AOV_NAMES
+# Mitsuba's camera space is +X left, +Y up, +Z forward; OpenGL's is +X right, +Y up, looking down -Z.
+_GL_TO_MITSUBA = np.diag([-1.0, 1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class MeshPart:
+    """One triangle mesh in world space with a principled material (a GLB may give several)."""
+
+    name: str
+    vertices: np.ndarray                  # (N, 3) float, world space
+    faces: np.ndarray                     # (M, 3) int
+    normals: np.ndarray | None            # (N, 3) world space, or None: Mitsuba recomputes smooth normals
+    uvs: np.ndarray | None                # (N, 2)
+    base_color: tuple[float, float, float]
+    roughness: float
+    metallic: float
+    base_color_texture: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) linear, factor applied
+    bsdf: dict | None = None  # a Mitsuba BSDF dict that replaces the principled material (tests, special assets)
+
+
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def load_asset_parts(asset: AssetConfig, index: int) -> list[MeshPart]:
+    """The asset's meshes in world space (world = T * R * S), with the shot's or the GLB's material."""
+    import trimesh
+
+    m = object_to_world(asset.position_m, asset.rotation_deg, asset.scale)
+    normal_m = np.linalg.inv(m[:3, :3]).T
+    mat = asset.material
+    if asset.mesh.suffix.lower() == ".glb":
+        try:
+            loaded = trimesh.load(str(asset.mesh), process=False)
+        except Exception as exc:  # trimesh raises many unrelated types for corrupt files
+            raise MeshError(f"cannot load glTF: {exc}", where=str(asset.mesh), fix="re-export it as .glb") from exc
+        geoms = loaded.dump(concatenate=False) if isinstance(loaded, trimesh.Scene) else [loaded]
+    else:
+        geoms = [load_trimesh(asset.mesh)]
+    parts = []
+    for k, g in enumerate(geoms):
+        if len(g.faces) == 0:
+            continue
+        v = g.vertices @ m[:3, :3].T + m[:3, 3]
+        normals = uvs = texture = None
+        color, rough, metal = mat.base_color, mat.roughness, mat.metallic
+        if asset.mesh.suffix.lower() == ".glb":  # glTF carries authored normals; OBJ/PLY: Mitsuba smooths
+            n = np.asarray(g.vertex_normals) @ normal_m.T
+            normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        material = getattr(g.visual, "material", None)
+        if isinstance(material, trimesh.visual.material.PBRMaterial):
+            # glTF materials win over the shot's defaults (the asset was authored with them).
+            factor = np.ones(3) if material.baseColorFactor is None else np.asarray(material.baseColorFactor[:3]) / 255.0
+            color = tuple(float(c) for c in factor)
+            rough = 1.0 if material.roughnessFactor is None else float(material.roughnessFactor)
+            metal = 1.0 if material.metallicFactor is None else float(material.metallicFactor)
+            if material.baseColorTexture is not None and getattr(g.visual, "uv", None) is not None:
+                tex = np.asarray(material.baseColorTexture.convert("RGB"), np.float32) / 255.0
+                texture = (_srgb_to_linear(tex) * factor).astype(np.float32)
+                uvs = np.asarray(g.visual.uv, np.float32)
+        parts.append(MeshPart(f"asset{index}_{k}", v, np.asarray(g.faces, np.int64), normals, uvs,
+                              tuple(float(c) for c in color), rough, metal, texture))
+    if not parts:
+        raise MeshError("no triangles in the asset", where=str(asset.mesh), fix="export the geometry as triangles")
+    return parts
+
+
+@dataclass(frozen=True)
+class View:
+    """What one render sees: a pinhole camera (OpenGL pose) and a window of its image.
+
+    The full image is ``width x height`` pixels with horizontal FOV ``fov_x_deg``; the render covers the
+    window ``[x0, x0 + w) x [y0, y0 + h)`` of it at ``scale`` output pixels per image pixel (an off-axis
+    frustum, so a crop around the object renders only that crop, at any resolution).
+    """
+
+    cam_to_world: np.ndarray
+    fov_x_deg: float
+    width: int
+    height: int
+    window: tuple[int, int, int, int] | None = None  # (x0, y0, w, h)
+    scale: float = 1.0
+
+    @property
+    def film_size(self) -> tuple[int, int]:
+        w, h = (self.width, self.height) if self.window is None else self.window[2:]
+        return max(1, round(w * self.scale)), max(1, round(h * self.scale))
+
+
+def _sensor_fields(view: View) -> dict:
+    """Mitsuba perspective-sensor fields of a view's window: fov (x axis) and principal-point offsets.
+
+    Offsets are fractions of the film, signs as Mitsuba defines them (mitsuba-notes section 7): the
+    principal point, at the centre of the full image, sits at (W/2 - x0, H/2 - y0) in the window.
+    """
+    x0, y0, w, h = view.window or (0, 0, view.width, view.height)
+    fx = (view.width / 2.0) / math.tan(math.radians(view.fov_x_deg) / 2.0)
+    return {"fov": math.degrees(2.0 * math.atan(w / (2.0 * fx))),
+            "principal_point_offset_x": -(view.width / 2.0 - x0 - w / 2.0) / w,
+            "principal_point_offset_y": -(view.height / 2.0 - y0 - h / 2.0) / h}
+
+
+class InsertScene:
+    """The Mitsuba scene: assets + finite proxy ground + env emitter + the shadow-catcher integrator."""
+
+    def __init__(self, parts: list[MeshPart], *, ground_height_m: float, ground_albedo, view: View,
+                 env_height: int = 64, max_depth: int = 3, ground_half_size_m: float | None = None):
+        from .env import import_mitsuba
+
+        mi = import_mitsuba()
+        from . import integrator  # noqa: F401  registers "vfx_shadow_catcher" (needs the variant set)
+        self._mi = mi
+        self.view = view
+        self.env_height = env_height
+        self.parts = parts
+        lo = np.min([p.vertices.min(0) for p in parts], axis=0)
+        hi = np.max([p.vertices.max(0) for p in parts], axis=0)
+        self.bounds = (lo, hi)
+        centre = (lo + hi) / 2.0
+        if ground_half_size_m is None:
+            # Large enough for the shadow of a light 5 deg above the horizon (length = height / tan 5 deg),
+            # small enough that the plate is untouched (ratio exactly 1) beyond it.
+            footprint = 0.5 * float(np.hypot(hi[0] - lo[0], hi[2] - lo[2]))
+            ground_half_size_m = footprint + max(hi[1] - ground_height_m, 1e-3) / math.tan(math.radians(5.0))
+        self.ground_half_size_m = float(ground_half_size_m)
+        self.ground_height_m = float(ground_height_m)
+        self.ground_albedo = tuple(float(c) for c in ground_albedo)
+        self.ground_centre = (float(centre[0]), float(centre[2]))
+        scene = self.scene_dict({"type": "vfx_shadow_catcher", "max_depth": int(max_depth)},
+                                mi.Bitmap(np.ones((env_height, 2 * env_height, 3), np.float32)))
+        try:
+            self.scene = mi.load_dict(scene)
+        except Exception as exc:  # Mitsuba raises RuntimeError with its own text
+            raise VfxInsertError(f"Mitsuba could not build the scene: {exc}", where="scene") from exc
+        self.params = mi.traverse(self.scene)
+        self.set_view(view)
+        self._wrapped = None
+
+    def scene_dict(self, integrator: dict, env_bitmap, *, with_object: bool = True, with_ground: bool = True) -> dict:
+        """The Mitsuba scene description; tests and benchmarks build stock reference scenes from it."""
+        mi = self._mi
+        w, h = self.view.film_size
+        sensor = {"type": "perspective", "fov_axis": "x", **_sensor_fields(self.view),
+                  "to_world": mi.ScalarTransform4f((np.asarray(self.view.cam_to_world) @ _GL_TO_MITSUBA).tolist()),
+                  "sampler": {"type": "independent", "sample_count": 16},
+                  "film": {"type": "hdrfilm", "width": w, "height": h, "pixel_format": "rgba",
+                           "rfilter": {"type": "box"}}}
+        scene = {"type": "scene", "integrator": integrator, "sensor": sensor,
+                 "env": {"type": "envmap", "bitmap": env_bitmap}}
+        if with_ground:
+            cx, cz = self.ground_centre
+            scene[PLANE_ID] = {
+                "type": "rectangle",
+                "to_world": mi.ScalarTransform4f().translate([cx, self.ground_height_m, cz])
+                @ mi.ScalarTransform4f().rotate([1, 0, 0], -90.0) @ mi.ScalarTransform4f().scale(self.ground_half_size_m),
+                "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": list(self.ground_albedo)}},
+            }
+        if with_object:
+            for part in self.parts:
+                scene[part.name] = self._mesh(part)
+        return scene
+
+    def _mesh(self, part: MeshPart):
+        mi = self._mi
+        bsdf: dict = part.bsdf or {"type": "principled", "roughness": part.roughness, "metallic": part.metallic,
+                                   "base_color": {"type": "rgb", "value": list(part.base_color)}}
+        if part.base_color_texture is not None and part.bsdf is None:
+            bsdf["base_color"] = {"type": "bitmap", "raw": True, "bitmap": mi.Bitmap(part.base_color_texture)}
+        props = mi.Properties()
+        props["bsdf"] = mi.load_dict(bsdf)
+        mesh = mi.Mesh(part.name, len(part.vertices), len(part.faces), props=props,
+                       has_vertex_normals=True, has_vertex_texcoords=part.uvs is not None)
+        p = mi.traverse(mesh)
+        p["vertex_positions"] = mi.Float(part.vertices.astype(np.float32).ravel())
+        p["faces"] = mi.UInt32(part.faces.astype(np.uint32).ravel())
+        if part.normals is not None:
+            p["vertex_normals"] = mi.Float(part.normals.astype(np.float32).ravel())
+        if part.uvs is not None:
+            # glTF's v runs down the image, Mitsuba's up.
+            uv = part.uvs.copy()
+            uv[:, 1] = 1.0 - uv[:, 1]
+            p["vertex_texcoords"] = mi.Float(uv.astype(np.float32).ravel())
+        p.update()
+        if part.normals is None:
+            mesh.recompute_vertex_normals()
+        return mesh
+
+    # ------------------------------------------------------------------ updates in place
+
+    def set_view(self, view: View) -> None:
+        """Move the camera / change the window without reloading (film size must stay the same)."""
+        if view.film_size != self.view.film_size:
+            raise ValueError(f"film size {view.film_size} differs from the scene's {self.view.film_size}")
+        mi = self._mi
+        self.view = view
+        self.params["sensor.to_world"] = mi.Transform4f((np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist())
+        for key, value in _sensor_fields(view).items():
+            self.params[f"sensor.{'x_fov' if key == 'fov' else key}"] = value
+        self.params.update()
+
+    def set_env(self, data: np.ndarray) -> None:
+        """Set the environment from (H, 2H + 2, 3) values in Mitsuba's texel layout (lighting.py)."""
+        self.params["env.data"] = self._mi.TensorXf(np.ascontiguousarray(data, np.float32))
+        self.params.update()
+
+    # ------------------------------------------------------------------ renders
+
+    def render(self, seed: int, spp: int) -> np.ndarray:
+        """(H, W, 11) layers (LAYER_CHANNELS) with the current environment, as numpy."""
+        import drjit as dr
+
+        with dr.suspend_grad():
+            return np.array(self._mi.render(self.scene, seed=seed, spp=spp))
+
+    def render_torch(self, env, seed: int, spp: int):
+        """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout)."""
+        if self._wrapped is None:
+            import drjit as dr
+
+            mi, scene, params = self._mi, self.scene, self.params
+
+            @dr.wrap(source="torch", target="drjit")
+            def render_layers(env_data, seed, spp):
+                params["env.data"] = env_data
+                params.update()
+                return mi.render(scene, params, seed=seed, spp=spp)
+
+            self._wrapped = render_layers
+        return self._wrapped(env, seed, spp)
+
+
+def composite(layers, plate, eps: float = 1e-8):
+    """Split layers into (object_rgb, alpha, shadow_ratio, comp); works on numpy arrays and torch tensors.
+
+    ``shadow = pw / pu`` where the ground was seen (pu > eps), else exactly 1, and
+    ``comp = rgb + (1 - A) * plate * shadow`` (architecture.md).
+    """
+    rgb, alpha = layers[..., 0:3], layers[..., 3:4]
+    pw, pu = layers[..., 4:7], layers[..., 7:10]
+    if isinstance(layers, np.ndarray):
+        shadow = np.where(pu > eps, pw / np.maximum(pu, eps), 1.0).astype(layers.dtype)
+    else:
+        import torch
+
+        shadow = torch.where(pu > eps, pw / pu.clamp_min(eps), torch.ones_like(pu))
+    return rgb, alpha, shadow, rgb + (1.0 - alpha) * plate * shadow
