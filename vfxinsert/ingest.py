@@ -20,9 +20,9 @@ from .errors import VfxInsertError
 
 
 def frame_path(folder: Path, name: str, frame: int) -> Path:
-    """``folder/name.####.exr`` with the plate's frame number (4 digits, more when needed; Nuke style)."""
-    sign = "-" if frame < 0 else ""
-    return folder / f"{name}.{sign}{abs(frame):04d}.exr"
+    """``folder/name.####.exr`` with the plate's frame number: 4 digits, more when needed, and a minus
+    sign counted in the width as printf and Nuke do (-1 -> ``-001``), so ``####`` reads it back."""
+    return folder / f"{name}.{frame:04d}.exr"
 
 
 @dataclass(frozen=True)
