@@ -86,6 +86,7 @@ def test_defaults_when_sections_omitted(tmp_path):
     text = VALID.split("[ground]")[0] + '[[asset]]\nmesh = "assets/box.obj"\n'
     shot = load_shot(write_shot(tmp_path, text))
     assert shot.ground.albedo == "plate" and shot.render.spp == 128 and shot.output.compression == "zip"
+    assert shot.output.dir == tmp_path / "out"  # an omitted [output] still resolves beside the shot file
 
 
 CASES = [

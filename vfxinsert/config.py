@@ -304,6 +304,10 @@ def _build(cls, table: object, where: str, base: Path):
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key {name!r}", where=where,
                               fix=f"add {name} = ... (see the shot-file reference in README)")
+        elif isinstance(f.default, Path) and not f.default.is_absolute():
+            kwargs[name] = base / f.default  # default paths are relative to the shot file too
+        elif dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], {}, key_where, base)  # an omitted table: its defaults
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):
         obj.validate(where)
