@@ -41,7 +41,7 @@ def cmd_check(args) -> int:
 
 def cmd_run(args) -> int:
     from .check import check_shot
-    from .ingest import ingest
+    from .pipeline import run_shot
 
     shot, findings = check_shot(args.shot, run_llvm=False)
     problems = [f for f in findings if not f.ok]
@@ -49,31 +49,12 @@ def cmd_run(args) -> int:
         _fail(f"{f.topic}: {f.detail}")
     if problems or shot is None:
         return EXIT_FAILED
-    report = ingest(shot, on_frame=_progress("plate"))
-    status = _summarise(report)
-    if len(report.failed) == len(report.results):
+    reports = run_shot(shot, on_frame=_progress, on_progress=_say)
+    status = max(_summarise(r) for r in reports)
+    if len(reports) == 1:  # no plate frame could be read: nothing to render
         return EXIT_FAILED
-    env = _environment(shot)
-    from .render import render_frames
-
-    good = [r.frame for r in report.results if not r.error]
-    status = max(status, _summarise(render_frames(shot, env, frames=good, on_frame=_progress("render"))))
     _say(f"outputs: {shot.output.dir}")
     return status
-
-
-def _environment(shot):
-    """The lighting the final renders use; the optimisation stages extend this."""
-    from .errors import ConfigError
-    from .render import hdri_environment
-
-    light = shot.lighting
-    if light.init == "hdri" and not light.optimize:
-        return hdri_environment(shot)
-    raise ConfigError(f'lighting.init = "{light.init}" with optimize = {str(light.optimize).lower()} needs the '
-                      "lighting optimisation stage, which this version does not have yet",
-                      where=f"{shot.path} [lighting]",
-                      fix='use init = "hdri" with an on-set HDRI and optimize = false')
 
 
 def _progress(stage: str):

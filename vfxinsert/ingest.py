@@ -57,8 +57,9 @@ def _input_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
                        shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
-def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None = None) -> StageReport:
-    """Convert every plate frame of ``shot`` into the working space; see the module docstring."""
+def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None = None,
+           frames: list[int] | None = None) -> StageReport:
+    """Convert the plate frames of ``shot`` (all, or ``frames``) into the working space; see the module docstring."""
     from .camera import frame_camera, read_chan
     from .exr import FrameMetadata, stored_inputs_hash, write_exr
     from .plates import open_plate
@@ -70,8 +71,9 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
     results = []
     with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,
                     missing=p.missing_frames) as plate:
-        total = len(plate.frames)
-        for frame in plate.frames:
+        todo = list(plate.frames) if frames is None else [f for f in plate.frames if f in set(frames)]
+        total = len(todo)
+        for frame in todo:
             out = frame_path(out_dir, shot.name, frame)
             try:
                 source = plate.source_path(frame)

@@ -121,7 +121,6 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     """Render the shot's frames (all, or ``frames``) to ``<output.dir>/<name>.####.exr``."""
     from .camera import frame_camera, read_chan
     from .exr import FrameMetadata, read_layers, stored_inputs_hash, write_insert_layers
-    from .lighting import write_lighting
     from .plates import open_plate
     from .scene import InsertScene, View, composite, load_asset_parts
 
@@ -133,7 +132,6 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         fps = plate.fps
     frames = all_frames if frames is None else frames
     pipeline = shot.color_pipeline()
-    write_lighting(out_dir, env.latlong, env.lobes, env.description)
     settings = json.dumps([__version__, env.digest, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
                            shot.ground.height_m, shot.ground.albedo, shot.output.precision, shot.output.compression,
                            None if track is None else [track.frames, track.cam_to_world.tolist()],
