@@ -150,15 +150,39 @@ class InsertScene:
         self.ground_height_m = float(ground_height_m)
         self.ground_albedo = tuple(float(c) for c in ground_albedo)
         self.ground_centre = (float(centre[0]), float(centre[2]))
-        scene = self.scene_dict({"type": "vfx_shadow_catcher", "max_depth": int(max_depth)},
-                                mi.Bitmap(np.ones((env_height, 2 * env_height, 3), np.float32)))
-        try:
-            self.scene = mi.load_dict(scene)
-        except Exception as exc:  # Mitsuba raises RuntimeError with its own text
-            raise VfxInsertError(f"Mitsuba could not build the scene: {exc}", where="scene") from exc
-        self.params = mi.traverse(self.scene)
+        self.max_depth = int(max_depth)
+        self._slots: dict[str, tuple] = {}
+        self.scene, self.params, _ = self._slot("main")
         self.set_view(view)
-        self._wrapped = None
+
+    def _slot(self, name: str) -> tuple:
+        """(scene, params, differentiable render) of a named copy of the scene.
+
+        Mitsuba's render op reads the scene's *current* env in its backward pass, so two differentiable
+        renders with different envs before one ``backward()`` (L_fg and L_sh) need two scene copies.
+        """
+        if name not in self._slots:
+            import drjit as dr
+
+            mi = self._mi
+            try:
+                scene = mi.load_dict(self.scene_dict({"type": "vfx_shadow_catcher", "max_depth": self.max_depth},
+                                                     mi.Bitmap(np.ones((self.env_height, 2 * self.env_height, 3),
+                                                                       np.float32))))
+            except Exception as exc:  # Mitsuba raises RuntimeError with its own text
+                raise VfxInsertError(f"Mitsuba could not build the scene: {exc}", where="scene") from exc
+            params = mi.traverse(scene)
+
+            @dr.wrap(source="torch", target="drjit")
+            def render_layers(env_data, seed, spp):
+                params["env.data"] = env_data
+                params.update()
+                return mi.render(scene, params, seed=seed, spp=spp)
+
+            self._slots[name] = (scene, params, render_layers)
+            if name != "main":
+                self._apply_view(params, self.view)
+        return self._slots[name]
 
     def scene_dict(self, integrator: dict, env_bitmap, *, with_object: bool = True, with_ground: bool = True) -> dict:
         """The Mitsuba scene description; tests and benchmarks build stock reference scenes from it."""
@@ -215,12 +239,15 @@ class InsertScene:
         """Move the camera / change the window without reloading (film size must stay the same)."""
         if view.film_size != self.view.film_size:
             raise ValueError(f"film size {view.film_size} differs from the scene's {self.view.film_size}")
-        mi = self._mi
         self.view = view
-        self.params["sensor.to_world"] = mi.Transform4f((np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist())
+        for _, params, _ in self._slots.values():
+            self._apply_view(params, view)
+
+    def _apply_view(self, params, view: View) -> None:
+        params["sensor.to_world"] = self._mi.Transform4f((np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist())
         for key, value in _sensor_fields(view).items():
-            self.params[f"sensor.{'x_fov' if key == 'fov' else key}"] = value
-        self.params.update()
+            params[f"sensor.{'x_fov' if key == 'fov' else key}"] = value
+        params.update()
 
     def set_env(self, data: np.ndarray) -> None:
         """Set the environment from (H, 2H + 2, 3) values in Mitsuba's texel layout (lighting.py)."""
@@ -236,21 +263,12 @@ class InsertScene:
         with dr.suspend_grad():
             return np.array(self._mi.render(self.scene, seed=seed, spp=spp))
 
-    def render_torch(self, env, seed: int, spp: int):
-        """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout)."""
-        if self._wrapped is None:
-            import drjit as dr
+    def render_torch(self, env, seed: int, spp: int, slot: str = "main"):
+        """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout).
 
-            mi, scene, params = self._mi, self.scene, self.params
-
-            @dr.wrap(source="torch", target="drjit")
-            def render_layers(env_data, seed, spp):
-                params["env.data"] = env_data
-                params.update()
-                return mi.render(scene, params, seed=seed, spp=spp)
-
-            self._wrapped = render_layers
-        return self._wrapped(env, seed, spp)
+        Renders whose gradients meet in one ``backward()`` with different envs need different slots.
+        """
+        return self._slot(slot)[2](env, seed, spp)
 
 
 def composite(layers, plate, eps: float = 1e-8):
