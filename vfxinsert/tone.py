@@ -1,0 +1,128 @@
+"""Learnable tone curves (DiPIR: two curves between the renderer and the plate's camera response).
+
+- ``T_fg``: per frame and channel, monotone on log2 radiance, with an exposure offset. It maps the
+  object's rendered radiance to the plate's camera response: ``T_fg(I) = 2 ** f(log2(I + eps))``.
+- ``T_sh``: per frame and channel, monotone on the shadow ratio with ``T_sh(1) = 1`` exactly, so the
+  plate is untouched wherever the object casts no shadow.
+
+Both are piecewise-linear with positive slopes ``exp(s_k)`` between fixed knots (linear beyond them),
+so every parameter value gives a monotone curve and zero parameters give the identity. Parameters have
+a leading frame axis: one curve pair per frame, tied over time by a smoothness penalty for video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FG_KNOTS_LOG2 = np.linspace(-10.0, 6.0, 9)     # about 1e-3 .. 64 in linear radiance
+SH_KNOTS = np.linspace(0.0, 1.5, 7)             # shadow ratios; 1 is a knot's neighbourhood, anchored exactly
+EPS = 1e-6
+
+
+def _piecewise(x, knots, log_slopes, anchor: float):
+    """sum of slope_k over [t_k, t_k+1] up to x, linear beyond the ends, minus its value at ``anchor``.
+
+    ``x``: (..., C); ``log_slopes``: (C, K + 1) for the K - 1 inner segments plus the two outer rays.
+    """
+    import torch
+
+    t = torch.as_tensor(knots, dtype=x.dtype, device=x.device)
+    slopes = log_slopes.exp()                                   # (C, K + 1)
+
+    def g(v):
+        left = slopes[:, 0] * torch.clamp(v - t[0], max=0.0)
+        right = slopes[:, -1] * torch.clamp(v - t[-1], min=0.0)
+        inner = (slopes[:, 1:-1] * torch.clamp(v[..., None] - t[:-1], min=0.0).minimum(t[1:] - t[:-1])).sum(-1)
+        return left + inner + right
+
+    return g(x) - g(torch.full_like(x, anchor))
+
+
+class ToneCurves:
+    """Per-frame ``T_fg`` / ``T_sh`` parameters (torch leaves) and their application."""
+
+    def __init__(self, frames: int, device: str = "cpu"):
+        import torch
+
+        def zeros(*shape):
+            return torch.zeros(*shape, dtype=torch.float32, device=device, requires_grad=True)
+
+        self.exposure_log2 = zeros(frames, 3)                          # T_fg offset (stops) per channel
+        self.fg_log_slopes = zeros(frames, 3, len(FG_KNOTS_LOG2) + 1)
+        self.sh_log_slopes = zeros(frames, 3, len(SH_KNOTS) + 1)
+
+    def parameters(self):
+        return [self.exposure_log2, self.fg_log_slopes, self.sh_log_slopes]
+
+    def fg(self, radiance, frame_index: int):
+        """T_fg of unpremultiplied radiance (..., 3) for one frame."""
+        import torch
+
+        x = torch.log2(radiance.clamp_min(0.0) + EPS)
+        y = self.exposure_log2[frame_index] + _piecewise(x, FG_KNOTS_LOG2, self.fg_log_slopes[frame_index], 0.0)
+        return torch.exp2(y) - EPS * torch.exp2(self.exposure_log2[frame_index])
+
+    def sh(self, ratio, frame_index: int):
+        """T_sh of the shadow ratio (..., 3) for one frame; exactly 1 where the ratio is exactly 1."""
+        return 1.0 + _piecewise(ratio, SH_KNOTS, self.sh_log_slopes[frame_index], 1.0)
+
+    def clamp_(self) -> None:
+        """Keep the curves in a sane range after an optimiser step (exposure +-10 stops, slopes e^+-3)."""
+        import torch
+
+        with torch.no_grad():
+            self.exposure_log2.clamp_(-10.0, 10.0)
+            self.fg_log_slopes.clamp_(-3.0, 3.0)
+            self.sh_log_slopes.clamp_(-3.0, 3.0)
+
+    def smoothness(self):
+        """Mean squared second difference over frames of every parameter (0 for one or two frames)."""
+        import torch
+
+        if self.exposure_log2.shape[0] < 3:
+            return self.exposure_log2.sum() * 0.0
+        return sum(torch.diff(p, n=2, dim=0).square().mean() for p in self.parameters())
+
+    def state(self) -> dict:
+        return {k: getattr(self, k).detach().cpu().numpy().tolist()
+                for k in ("exposure_log2", "fg_log_slopes", "sh_log_slopes")}
+
+    def load_state(self, state: dict) -> None:
+        import torch
+
+        with torch.no_grad():
+            for k, v in state.items():
+                getattr(self, k).copy_(torch.tensor(v, dtype=torch.float32))
+
+
+@dataclass(frozen=True)
+class ToneExport:
+    """What tone.json records for one frame: the curves sampled on their knots, plus exposure."""
+
+    frame: int
+    exposure_log2: list
+    fg: dict
+    sh: dict
+
+
+def export_curves(curves: ToneCurves, frames: list[int]) -> dict:
+    """tone.json: per frame, T_fg sampled on log2 radiance and T_sh on the ratio (plain numbers)."""
+    import torch
+
+    xs_fg = np.linspace(-10.0, 6.0, 33)
+    xs_sh = np.linspace(0.0, 1.5, 31)
+    out = {"description": "T_fg maps object radiance to the plate's response (log2 in, log2 out, per channel); "
+                          "T_sh maps the shadow ratio (T_sh(1) = 1). comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)",
+           "frames": []}
+    with torch.no_grad():
+        for i, frame in enumerate(frames):
+            radiance = torch.tensor(np.exp2(xs_fg), dtype=torch.float32)[:, None].expand(-1, 3)
+            ratio = torch.tensor(xs_sh, dtype=torch.float32)[:, None].expand(-1, 3)
+            out["frames"].append({
+                "frame": int(frame),
+                "exposure_log2": curves.exposure_log2[i].tolist(),
+                "fg": {"log2_in": xs_fg.tolist(), "log2_out": torch.log2(curves.fg(radiance, i) + EPS).T.tolist()},
+                "sh": {"ratio_in": xs_sh.tolist(), "out": curves.sh(ratio, i).T.tolist()},
+            })
+    return out
