@@ -174,10 +174,37 @@ def test_hold_policy_fills_a_missing_frame(tmp_path, shared_data, capsys):
     assert (tmp_path / "out" / "sh.0002.exr").is_file()
 
 
-def test_run_without_the_optimisation_stage_says_so(tmp_path, shared_data, capsys):
-    shot = make_shot(tmp_path, shared_data, lighting='init = "plate"')
-    assert main(["run", str(shot)]) == 1
-    assert "needs the lighting optimisation stage" in capsys.readouterr().err
+def test_plate_init_without_weights_says_so_and_renders(tmp_path, shared_data, capsys):
+    shot = make_shot(tmp_path, shared_data, lighting='init = "plate"\nlobes = 8')
+    assert main(["run", str(shot)]) == 0
+    captured = capsys.readouterr()
+    assert "no diffusion model and no reference" in captured.out
+    doc = __import__("json").loads((tmp_path / "out" / "lighting.json").read_text())
+    assert doc["source"] == "plate" and len(doc["sg"]["lobes"]) == 8 and doc["optimised"] is False
+
+
+def test_reference_objective_end_to_end(tmp_path, shared_data, capsys):
+    """A validation shot: the composite rendered with the true HDRI is the reference; a plate-initialised
+    solve against it writes the optimised lighting, tone.json, and renders every frame."""
+    truth = tmp_path / "truth"
+    assert main(["run", str(make_shot(truth, shared_data))]) == 0
+    (tmp_path / "ref").mkdir()
+    for f in (1, 2, 3):
+        layers, _ = read_layers(truth / "out" / f"sh.{f:04d}.exr")
+        write_exr(tmp_path / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
+    shot = make_shot(tmp_path / "solve", shared_data, lighting='init = "plate"\nlobes = 6')
+    shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\niterations = 12\n'
+                    "crop_px = 32\nspp = 4\ncheckpoint_every = 5\n")
+    assert main(["run", str(shot)]) == 0
+    out = tmp_path / "solve" / "out"
+    doc = __import__("json").loads((out / "lighting.json").read_text())
+    assert doc["optimised"] is True and doc["objective"] == "reference" and len(doc["losses"]) == 12
+    tone = __import__("json").loads((out / "tone.json").read_text())
+    assert [f["frame"] for f in tone["frames"]] == [1, 2, 3]
+    assert len(sorted(out.glob("sh.*.exr"))) == 3
+    capsys.readouterr()
+    assert main(["run", str(shot)]) == 0            # everything up to date: no new solve
+    assert "lighting: up to date" in capsys.readouterr().out
 
 
 def test_inputs_are_never_written(tmp_path, shared_data):

@@ -49,7 +49,7 @@ def cmd_run(args) -> int:
         _fail(f"{f.topic}: {f.detail}")
     if problems or shot is None:
         return EXIT_FAILED
-    reports = run_shot(shot, on_frame=_progress, on_progress=_say)
+    reports = run_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations())
     status = max(_summarise(r) for r in reports)
     if len(reports) == 1:  # no plate frame could be read: nothing to render
         return EXIT_FAILED
@@ -89,6 +89,32 @@ def _progress(stage: str):
     return on_frame
 
 
+def _iterations(every: int = 50):
+    """Optimisation progress: a bar with loss and ETA on a terminal, a line every ``every`` iterations elsewhere."""
+    import time
+
+    state = {"bar": None, "start": None}
+
+    def on_iteration(i: int, total: int, loss: float) -> None:
+        if state["start"] is None:
+            state["start"] = time.perf_counter() - 1e-9
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=total, initial=i - 1, desc="lighting", unit="it", file=sys.stderr)
+            state["bar"].set_postfix(loss=f"{loss:.4g}", refresh=False)
+            state["bar"].update(1)
+            if i >= total:
+                state["bar"].close()
+        elif i % every == 0 or i == total:
+            rate = (time.perf_counter() - state["start"]) / max(i, 1)
+            print(f"vfxinsert: lighting: iteration {i}/{total} loss {loss:.5g} (eta {rate * (total - i):.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    return on_iteration
+
+
 def _summarise(report) -> int:
     done = [r for r in report.results if not r.error]
     written = [r for r in done if not r.skipped]
@@ -98,6 +124,19 @@ def _summarise(report) -> int:
     for r in report.failed:
         _fail(f"frame {r.frame}: {r.error}")
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from .bench import CASES, run
+
+    cases = args.cases.split(",") if args.cases else None
+    unknown = sorted(set(cases or []) - set(CASES))
+    if unknown:
+        _fail(f"unknown bench case(s) {', '.join(unknown)}; valid: {', '.join(CASES)}")
+        return EXIT_USAGE
+    rows, table = run(cases, iterations=args.iterations, on_progress=lambda m: print(m, file=sys.stderr, flush=True))
+    _say(table)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and lighting.json). Frames already up to date are skipped.")
     p.add_argument("shot", type=Path, help="path to shot.toml")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="lighting recovery on real panoramas with known ground truth",
+                       description="The Poly Haven protocol: plates cut from real HDR panoramas, the panorama is the "
+                                   "true lighting. Compares the true HDRI (noise floor), the plate initialisation "
+                                   "and the reference-loss optimisation. Prints a Markdown table. Offline, CPU.")
+    p.add_argument("--cases", help="comma-separated cases (default: all)")
+    p.add_argument("--iterations", type=int, default=300, help="optimisation iterations per case (default 300)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

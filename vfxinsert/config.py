@@ -140,11 +140,20 @@ class LightingConfig:
     """Rotation of the HDRI about +Y (right-hand rule: +90 turns +Z to +X)."""
     optimize: bool = True
     """false: render with the initial lighting as it is."""
+    sun_direction: Vec3 | None = None
+    """init = "sky": world direction towards the sun (need not be normalised), e.g. [0.5, 0.6, -0.6]."""
+    lobes: int = 32
+    """Spherical-Gaussian lobes for init = "plate" (and the exported fit)."""
 
     def validate(self, where: str) -> None:
         if self.init == "hdri" and self.hdri is None:
             raise ConfigError('init = "hdri" needs an HDRI file', where=f"{where} hdri",
                               fix='add hdri = "path/to/onset.exr" or choose another init')
+        if self.init == "sky" and (self.sun_direction is None or not any(self.sun_direction)):
+            raise ConfigError('init = "sky" needs the sun direction', where=f"{where} sun_direction",
+                              fix="add sun_direction = [x, y, z] (world, +Y up, towards the sun)")
+        if not 1 <= self.lobes <= 256:
+            raise ConfigError(f"lobes = {self.lobes} is outside 1..256", where=f"{where} lobes", fix="e.g. lobes = 32")
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,40 @@ class GuidanceConfig:
     """Empty: no diffusion guidance. Else a local diffusers folder (relative to the shot) or a pinned model id."""
     prompt: str = "a photo of a {class}"
     """Prompt for the asset's class ({class} is replaced by the asset label)."""
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    objective: Literal["auto", "reference", "guidance"] = "auto"
+    """What judges the composite: "guidance" (the diffusion model of [guidance]), "reference" (a known
+    composite, for validation shots), or "auto": guidance when a model is set, else reference when one is
+    given, else no optimisation (the initial lighting is used, and run says so)."""
+    reference: Path | None = None
+    """A known composite (image or sequence, in the plate's colorspace) for objective = "reference"."""
+    iterations: int = 600
+    """Adam steps (DiPIR: 600)."""
+    crop_px: int = 128
+    """Side of the square render around object + shadow while optimising (256 on a GPU)."""
+    spp: int = 16
+    """Samples per pixel while optimising."""
+    max_depth: int = 3
+    """Path depth while optimising."""
+    lr_lighting: float = 0.02
+    """Adam learning rate of the SG parameters (decays to 10 %)."""
+    lr_tone: float = 0.01
+    """Adam learning rate of the tone curves."""
+    checkpoint_every: int = 50
+    """Iterations between checkpoints (an interrupted solve resumes from the last one)."""
+    keyframes: int = 24
+    """At most this many plate frames take part in the solve (evenly spaced); the others share the lighting."""
+
+    def validate(self, where: str) -> None:
+        if self.iterations < 1 or self.crop_px < 16 or self.spp < 1 or self.max_depth < 2 or self.keyframes < 1:
+            raise ConfigError("iterations >= 1, crop_px >= 16, spp >= 1, max_depth >= 2, keyframes >= 1", where=where,
+                              fix="see the [optimize] reference in README")
+        if self.objective == "reference" and self.reference is None:
+            raise ConfigError('objective = "reference" needs a reference composite', where=f"{where} reference",
+                              fix='add reference = "ref/comp.####.exr" (same frames as the plate)')
 
 
 @dataclass(frozen=True)
@@ -202,6 +245,7 @@ class ShotConfig:
     ground: GroundConfig = GroundConfig()
     lighting: LightingConfig = LightingConfig()
     guidance: GuidanceConfig = GuidanceConfig()
+    optimize: OptimizeConfig = OptimizeConfig()
     render: RenderConfig = RenderConfig()
     output: OutputConfig = OutputConfig()
     color: ColorConfig = ColorConfig()
@@ -271,16 +315,19 @@ def _check_files(shot: ShotConfig, where: str) -> None:
         if p is not None and not p.exists():
             raise ConfigError(f"file not found: {p}", where=f"{where} {key}", fix=fix)
 
-    plate = shot.plate.path
     from .plates import parse_pattern
 
-    if parse_pattern(str(plate)) is not None:
-        need(plate.parent, "[plate] path", "check the folder of the plate pattern (paths are relative to the shot file)")
-        if shot.plate.frames is None:
-            raise ConfigError("a frame pattern needs a frame range", where=f"{where} [plate] frames",
-                              fix="add frames = [first, last]")
-    else:
-        need(plate, "[plate] path", "check the path (relative to the shot file)")
+    def need_media(p: Path | None, key: str) -> None:
+        if p is not None and parse_pattern(str(p)) is not None:
+            need(p.parent, key, "check the folder of the frame pattern (paths are relative to the shot file)")
+        else:
+            need(p, key, "check the path (relative to the shot file)")
+
+    need_media(shot.plate.path, "[plate] path")
+    if parse_pattern(str(shot.plate.path)) is not None and shot.plate.frames is None:
+        raise ConfigError("a frame pattern needs a frame range", where=f"{where} [plate] frames",
+                          fix="add frames = [first, last]")
+    need_media(shot.optimize.reference, "[optimize] reference")
     need(shot.camera.track, "[camera] track", "check the .chan path (relative to the shot file)")
     for i, asset in enumerate(shot.asset):
         need(asset.mesh, f"[[asset]] #{i + 1} mesh", "check the mesh path (relative to the shot file)")

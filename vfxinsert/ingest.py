@@ -45,8 +45,13 @@ class StageReport:
         return tuple(r for r in self.results if r.error)
 
 
-def _input_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
-    """Hash of everything that decides one output frame: the source file's identity and the settings."""
+def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
+    """The inputs hash of one plate-stage output frame: the identity of its source file ``frame_file``
+    (``PlateSource.source_path(frame)``) and the settings, with ``cache_id`` the colour pipeline's.
+
+    The stage stores it in each EXR (``vfxinsert/inputsHash``) and skips a frame whose stored hash
+    equals it; ``vfxinsert.status`` compares the same two values.
+    """
     try:
         st = os.stat(frame_file)
         ident = [st.st_size, st.st_mtime_ns]
@@ -56,6 +61,7 @@ def _input_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
     blob = json.dumps([__version__, frame_file, ident, p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
                        shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
 
 def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None = None,
            frames: list[int] | None = None) -> StageReport:
@@ -77,7 +83,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
             out = frame_path(out_dir, shot.name, frame)
             try:
                 source = plate.source_path(frame)
-                digest = _input_hash(shot, source, pipeline.cache_id)
+                digest = plate_frame_hash(shot, source, pipeline.cache_id)
                 if out.is_file() and stored_inputs_hash(out) == digest:
                     result = FrameResult(frame, out, skipped=True)
                 else:

@@ -34,11 +34,24 @@ def mitsuba_env_directions(height: int, width: int) -> np.ndarray:
     return uv_to_direction(uu, vv)
 
 
+def box_downsample(latlong: np.ndarray, height: int) -> np.ndarray:
+    """Box-filter a lat-long down to about ``2 * height`` rows (integer factor), preserving its energy.
+
+    Point-sampling a 1k HDRI at 64 rows would hit or miss a one-texel sun depending on the rotation.
+    """
+    f = latlong.shape[0] // (2 * height)
+    if f <= 1:
+        return latlong.astype(np.float32)
+    h, w = latlong.shape[0] // f, latlong.shape[1] // f
+    return latlong[: h * f, : w * f].reshape(h, f, w, f, -1).mean(axis=(1, 3)).astype(np.float32)
+
+
 def hdri_to_mitsuba_env(latlong: np.ndarray, height: int | None = None, rotate_y_deg: float = 0.0) -> np.ndarray:
-    """Resample a lat-long HDRI (project convention) onto Mitsuba's envmap texels, rotated about +Y."""
+    """Resample a lat-long HDRI (project convention) onto Mitsuba's envmap texels, rotated about +Y
+    (box-filtered first when it has many more rows than the target)."""
     h = height or latlong.shape[0]
     dirs = mitsuba_env_directions(h, 2 * h)
-    return sample_bilinear(latlong.astype(np.float32), dirs, rotate_y_deg).astype(np.float32)
+    return sample_bilinear(box_downsample(latlong, h), dirs, rotate_y_deg).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -76,18 +76,20 @@ class Objective(Protocol):
     def __call__(self, comp, target: FrameTarget, iteration: int, iterations: int): ...
 
 
-def srgb_encode_torch(x):
-    """Linear Rec.709 -> sRGB-encoded display values in 0..1 (the OCIO 'Un-tone-mapped' sRGB view)."""
+def srgb_encode_torch(x, clip: bool = True):
+    """Linear Rec.709 -> sRGB-encoded display values (the OCIO 'Un-tone-mapped' sRGB view): in 0..1 with
+    ``clip``, else the same curve continued above 1 (so highlights keep a gradient)."""
     import torch
 
-    x = x.clamp(0.0, 1.0)
+    x = x.clamp(0.0, 1.0) if clip else x.clamp_min(0.0)
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
 
 
 class ReferenceObjective:
-    """Mean squared error against a known composite, in display-referred sRGB (as a viewer judges it),
-    over the pixels where the reference differs from the plate (the object and its shadow), so the loss
-    does not shrink with the share of untouched plate in the crop."""
+    """Mean squared error against a known composite on the sRGB display curve (as a viewer judges it;
+    continued above 1 rather than clipped, so a sunlit highlight still says how bright the sun is), over
+    the pixels where the reference differs from the plate (the object and its shadow), so the loss does
+    not shrink with the share of untouched plate in the crop."""
 
     def __init__(self, device: str = "cpu"):
         self._cache: dict[int, object] = {}
@@ -102,9 +104,10 @@ class ReferenceObjective:
         if target.frame not in self._cache:
             ref = torch.tensor(target.reference, device=self.device)
             changed = (ref - torch.as_tensor(target.plate, device=self.device)).abs().amax(-1) > 1e-4
-            self._cache[target.frame] = (srgb_encode_torch(ref), changed[..., None].float(), max(int(changed.sum()), 1))
+            self._cache[target.frame] = (srgb_encode_torch(ref, clip=False), changed[..., None].float(),
+                                         max(int(changed.sum()), 1))
         ref_display, mask, count = self._cache[target.frame]
-        return ((srgb_encode_torch(comp) - ref_display).square() * mask).sum() / (3 * count)
+        return ((srgb_encode_torch(comp, clip=False) - ref_display).square() * mask).sum() / (3 * count)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,6 +203,76 @@ class TwoMapSG:
         return {"model": "two SG maps fused (DiPIR)", "sg_fg": self.fg.lobes().to_json(),
                 "sg_sh": self.sh.lobes().to_json(),
                 "fusion": "L = (1 - r) L_fg + r L_sh, r = (lum_fg / max lum_fg) * lum_sh / (lum_fg + lum_sh)"}
+
+
+class HDRIRefine:
+    """An on-set HDRI refined only in rotation about +Y, exposure and white balance (the tone curves
+    do the rest): what a studio trusts when the HDRI was shot but its alignment and grade are off."""
+
+    def __init__(self, latlong: np.ndarray, rotate_y_deg: float, env_height: int, device: str = "cpu"):
+        import torch
+
+        self.env_height = env_height
+        self.latlong = np.asarray(latlong, np.float32)
+        from .lighting import box_downsample
+
+        small = box_downsample(self.latlong, env_height)   # as hdri_to_mitsuba_env filters it
+        padded = np.concatenate([small[:, -1:], small, small[:, :1]], axis=1)   # wrap in u for bilinear lookups
+        self._image = torch.tensor(padded.transpose(2, 0, 1)[None], dtype=torch.float32, device=device)
+        self.rotation_rad = torch.tensor(math.radians(rotate_y_deg), device=device, requires_grad=True)
+        self.log_exposure = torch.zeros((), device=device, requires_grad=True)
+        self.log_white_balance = torch.zeros(3, device=device, requires_grad=True)
+        self._dirs = torch.tensor(mitsuba_env_directions(env_height, 2 * env_height), dtype=torch.float32, device=device)
+
+    def parameters(self):
+        return [self.rotation_rad, self.log_exposure, self.log_white_balance]
+
+    def _sample(self, dirs):
+        import torch
+
+        c, s = torch.cos(self.rotation_rad), torch.sin(self.rotation_rad)
+        x = c * dirs[..., 0] - s * dirs[..., 2]          # world -> map: Ry(-angle) d
+        z = s * dirs[..., 0] + c * dirs[..., 2]
+        u = torch.atan2(x, -z) / (2 * math.pi) % 1.0
+        v = torch.arccos(dirs[..., 1].clamp(-1.0, 1.0)) / math.pi
+        w = self._image.shape[-1] - 2
+        gx = ((u * w + 1.0) / (w + 2.0)) * 2.0 - 1.0      # padded columns: texel centres at (x + 1.5) / (w + 2)
+        gy = v * 2.0 - 1.0
+        grid = torch.stack([gx, gy], -1)[None]
+        out = torch.nn.functional.grid_sample(self._image, grid, mode="bilinear", padding_mode="border",
+                                              align_corners=False)
+        gain = torch.exp(self.log_exposure + self.log_white_balance - self.log_white_balance.mean())
+        return out[0].permute(1, 2, 0) * gain
+
+    def maps(self, ramp: float):
+        env = self._sample(self._dirs)
+        return env, env
+
+    def regulariser(self, env_fg, env_sh, settings):
+        return env_fg.sum() * 0.0
+
+    def clamp_(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            self.log_exposure.clamp_(-7.0, 7.0)
+            self.log_white_balance.clamp_(-1.0, 1.0)
+
+    def exploded(self) -> bool:
+        return not math.isfinite(self.log_exposure.item())
+
+    def radiance(self, dirs: np.ndarray) -> np.ndarray:
+        from .panorama import sample_bilinear
+
+        with __import__("torch").no_grad():
+            gain = np.exp(float(self.log_exposure) + (self.log_white_balance - self.log_white_balance.mean()).numpy())
+        return sample_bilinear(self.latlong, dirs, math.degrees(float(self.rotation_rad))) * gain.astype(np.float32)
+
+    def describe(self) -> dict:
+        wb = (self.log_white_balance - self.log_white_balance.mean()).detach().exp().numpy()
+        return {"model": "on-set HDRI refined (rotation, exposure, white balance)",
+                "rotate_y_deg": math.degrees(float(self.rotation_rad)),
+                "exposure_stops": float(self.log_exposure) / math.log(2.0), "white_balance_rgb": wb.tolist()}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from . import __version__
 from .config import ShotConfig
 from .errors import ConfigError, VfxInsertError
 from .ingest import FrameResult, StageReport, frame_path
+
+if TYPE_CHECKING:
+    from .camera import ChanTrack
 
 
 def frame_seed(shot_name: str, frame: int, iteration: int = 0) -> int:
@@ -41,6 +44,7 @@ class Environment:
     latlong: np.ndarray        # (h, 2h, 3) project convention, for lighting.exr
     description: dict          # for lighting.json
     lobes: object = None       # lighting.SGLobes or None
+    tone: dict | None = None   # tone.json content (per-frame curves and their parameters), or None
 
     @property
     def digest(self) -> str:
@@ -116,6 +120,23 @@ def _assets_digest(shot: ShotConfig) -> list:
     return items
 
 
+def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None) -> str:
+    """What every rendered frame of the shot depends on besides its own plate: code version, lighting,
+    render settings, assets, ground, output format and camera (``track``: ``read_chan(shot.camera.track)``,
+    or None for a static camera). Input of :func:`render_frame_hash`."""
+    return json.dumps([__version__, env.digest, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
+                       shot.ground.height_m, shot.ground.albedo, shot.output.precision, shot.output.compression,
+                       None if track is None else [track.frames, track.cam_to_world.tolist()],
+                       shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm])
+
+
+def render_frame_hash(settings: str, frame: int, plate_hash: str) -> str:
+    """The inputs hash of one rendered frame: :func:`render_settings`, the frame number and the inputs
+    hash of its plate-stage EXR. The stage stores it in the frame's EXR (``vfxinsert/inputsHash``) and
+    skips a frame whose stored hash equals it; ``vfxinsert.status`` compares the same two values."""
+    return hashlib.sha256(f"{settings}|{frame}|{plate_hash}".encode()).hexdigest()[:32]
+
+
 def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | None = None,
                   on_frame: Callable[[FrameResult, int], None] | None = None) -> StageReport:
     """Render the shot's frames (all, or ``frames``) to ``<output.dir>/<name>.####.exr``."""
@@ -132,10 +153,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         fps = plate.fps
     frames = all_frames if frames is None else frames
     pipeline = shot.color_pipeline()
-    settings = json.dumps([__version__, env.digest, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
-                           shot.ground.height_m, shot.ground.albedo, shot.output.precision, shot.output.compression,
-                           None if track is None else [track.frames, track.cam_to_world.tolist()],
-                           shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm])
+    settings = render_settings(shot, env, track)
     scene = None
     results = []
     quantise = (lambda x: x.astype(np.float16).astype(np.float32)) if shot.output.precision == "half" else (lambda x: x)
@@ -145,7 +163,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
             plate_file = frame_path(plate_dir, shot.name, frame)
             layers, header = read_layers(plate_file)
             plate_hash = str(header.get("vfxinsert/inputsHash", ""))
-            digest = hashlib.sha256(f"{settings}|{frame}|{plate_hash}".encode()).hexdigest()[:32]
+            digest = render_frame_hash(settings, frame, plate_hash)
             if out.is_file() and stored_inputs_hash(out) == digest:
                 result = FrameResult(frame, out, skipped=True)
             else:
@@ -176,6 +194,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                     scene.set_view(view)
                 rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp, w * h)
                 rgb, alpha, shadow, _ = composite(rendered, plate_rgb)
+                rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
                 rgb, alpha, shadow, plate_q = (quantise(np.ascontiguousarray(x)) for x in (rgb, alpha, shadow, plate_rgb))
                 comp = rgb + (1.0 - alpha) * plate_q * shadow
                 meta = FrameMetadata(shot=shot.name, frame=frame, working_space=pipeline.working_space,
@@ -194,6 +213,25 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         if on_frame:
             on_frame(result, len(frames))
     return StageReport("render", tuple(results))
+
+
+def apply_tone(tone: dict | None, frame: int, rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray):
+    """The frame's tone curves on the layers: object ``T_fg(rgb / A) * A``, shadow ``T_sh(ratio)``.
+
+    ``T_sh(1) = 1`` exactly, so the plate stays untouched where the shadow ratio is 1.
+    """
+    from .solve import tone_for_frame
+
+    curves = tone_for_frame(tone, frame)
+    if curves is None:
+        return rgb, shadow
+    import torch
+
+    with torch.no_grad():
+        a = torch.from_numpy(np.ascontiguousarray(alpha))
+        radiance = torch.from_numpy(np.ascontiguousarray(rgb)) / a.clamp_min(1e-6)
+        toned = torch.where(a > 0, curves.fg(radiance, 0) * a, torch.zeros_like(radiance))
+        return toned.numpy().astype(np.float32), curves.sh(torch.from_numpy(np.ascontiguousarray(shadow)), 0).numpy()
 
 
 def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:

@@ -68,13 +68,15 @@ class ToneCurves:
         return 1.0 + _piecewise(ratio, SH_KNOTS, self.sh_log_slopes[frame_index], 1.0)
 
     def clamp_(self) -> None:
-        """Keep the curves in a sane range after an optimiser step (exposure +-10 stops, slopes e^+-3)."""
+        """Keep the curves in a sane range after an optimiser step: exposure +-10 stops, slopes within
+        e^+-1 (a log-log slope is a local gamma: 0.37..2.7 covers camera responses; steeper outer rays
+        would blow up radiances the optimisation crop never saw)."""
         import torch
 
         with torch.no_grad():
             self.exposure_log2.clamp_(-10.0, 10.0)
-            self.fg_log_slopes.clamp_(-3.0, 3.0)
-            self.sh_log_slopes.clamp_(-3.0, 3.0)
+            self.fg_log_slopes.clamp_(-1.0, 1.0)
+            self.sh_log_slopes.clamp_(-1.0, 1.0)
 
     def smoothness(self):
         """Mean squared second difference over frames of every parameter (0 for one or two frames)."""
@@ -114,7 +116,7 @@ def export_curves(curves: ToneCurves, frames: list[int]) -> dict:
     xs_sh = np.linspace(0.0, 1.5, 31)
     out = {"description": "T_fg maps object radiance to the plate's response (log2 in, log2 out, per channel); "
                           "T_sh maps the shadow ratio (T_sh(1) = 1). comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)",
-           "frames": []}
+           "frames": [], "state": curves.state()}
     with torch.no_grad():
         for i, frame in enumerate(frames):
             radiance = torch.tensor(np.exp2(xs_fg), dtype=torch.float32)[:, None].expand(-1, 3)
