@@ -187,11 +187,16 @@ class OptimizeConfig:
     checkpoint_every: int = 50
     """Iterations between checkpoints (an interrupted solve resumes from the last one)."""
     keyframes: int = 24
-    """At most this many plate frames take part in the solve (evenly spaced); the others share the lighting."""
+    """At most this many plate frames take part in the solve (evenly spaced); the others share the lighting
+    and take tone curves interpolated between their neighbouring keyframes."""
+    tone_smoothness: float = 1.0
+    """Weight of the temporal smoothness penalty on the per-frame tone curves (second differences)."""
 
     def validate(self, where: str) -> None:
-        if self.iterations < 1 or self.crop_px < 16 or self.spp < 1 or self.max_depth < 2 or self.keyframes < 1:
-            raise ConfigError("iterations >= 1, crop_px >= 16, spp >= 1, max_depth >= 2, keyframes >= 1", where=where,
+        if self.iterations < 1 or self.crop_px < 16 or self.spp < 1 or self.max_depth < 2 or self.keyframes < 1 \
+                or self.tone_smoothness < 0:
+            raise ConfigError("need iterations >= 1, crop_px >= 16, spp >= 1, max_depth >= 2, keyframes >= 1, "
+                              "tone_smoothness >= 0", where=where,
                               fix="see the [optimize] reference in README")
         if self.objective == "reference" and self.reference is None:
             raise ConfigError('objective = "reference" needs a reference composite', where=f"{where} reference",

@@ -338,9 +338,10 @@ def optimise(scene, targets: list[FrameTarget], lighting: TwoMapSG, tone, settin
     i = start
     attempts = 0
     while i < n:
-        # --- pick a frame (seeded by the iteration) and place the camera window
-        rng = np.random.default_rng(frame_seed(shot_name, 0, i))
-        index = int(rng.integers(len(targets)))
+        # --- pick a frame: every frame once per epoch, in an order seeded by the epoch (each frame's
+        # tone curves get the same number of updates; iid sampling starved some frames)
+        epoch, slot = divmod(i, len(targets))
+        index = int(np.random.default_rng(frame_seed(shot_name, 0, epoch)).permutation(len(targets))[slot])
         target = targets[index]
         scene.set_view(target.view)
         seed = frame_seed(shot_name, target.frame, i) + 7919 * attempts
@@ -398,4 +399,6 @@ def optimise(scene, targets: list[FrameTarget], lighting: TwoMapSG, tone, settin
             torch.save({"key": key, "snapshot": good, "losses": losses, "retries": retries,
                         "lr_scale": lr_scale, "iteration": i}, buf)
             atomic_write_bytes(checkpoint, buf.getvalue())
+    if settings.optimise_tone and len(targets) > 2:
+        tone.smooth_in_time_()   # temporally smoothed per-frame curves: no flicker, ramps kept
     return OptimResult(lighting, tone, losses, retries, time.perf_counter() - t0, resumed_from)

@@ -135,14 +135,20 @@ def _read_environment(shot: ShotConfig) -> Environment | None:
 
 
 def handoff_stage(shot: ShotConfig, reports: list[StageReport], env: Environment, timings: dict[str, float]) -> list[Path]:
-    """The compositor's files: ``<name>.nk`` rebuilding the comp from the layers, and the QC report."""
+    """The compositor's files: ``<name>.nk`` rebuilding the comp from the layers, ``preview.mp4`` and the
+    QC report."""
     from .nuke import write_nuke_script
+    from .plates import open_plate
+    from .preview import write_preview
     from .report import write_report
 
     written = []
     rendered = [r.frame for r in reports[-1].results if not r.error]
     if rendered:
         written.append(write_nuke_script(shot, rendered))
+        with open_plate(shot.plate.path, shot.plate.frames) as plate:
+            fps = plate.fps
+        written.append(write_preview(shot, rendered, fps))
     written.append(write_report(shot, frame_results=reports, timings=timings,
                                 loss_curve=env.description.get("losses"), tone=env.tone))
     return written

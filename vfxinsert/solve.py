@@ -175,7 +175,7 @@ def _optimise(shot, frames, init, description, plate_and_camera, objective_name,
                                    crop_resample(references[frame], window, opt_cfg.crop_px)))
     settings = OptimSettings(iterations=opt_cfg.iterations, crop_px=opt_cfg.crop_px, spp=opt_cfg.spp,
                              max_depth=opt_cfg.max_depth, lr_lighting=opt_cfg.lr_lighting, lr_tone=opt_cfg.lr_tone,
-                             checkpoint_every=opt_cfg.checkpoint_every)
+                             checkpoint_every=opt_cfg.checkpoint_every, w_tone_smooth=opt_cfg.tone_smoothness)
     scene = InsertScene(parts, ground_height_m=shot.ground.height_m, ground_albedo=albedo, view=targets[0].view,
                         env_height=settings.env_height, max_depth=settings.max_depth)
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only

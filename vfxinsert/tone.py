@@ -86,6 +86,29 @@ class ToneCurves:
             return self.exposure_log2.sum() * 0.0
         return sum(torch.diff(p, n=2, dim=0).square().mean() for p in self.parameters())
 
+    def smooth_in_time_(self, window: int = 13) -> None:
+        """Replace every per-frame parameter by a local linear fit over ``window`` neighbouring frames.
+
+        A local *linear* fit keeps exposure ramps (auto-exposure drift) exactly and removes the
+        frame-to-frame noise that per-frame stochastic updates leave (flicker). 13 frames is about half a
+        second at 24 fps: auto-exposure drifts over seconds, noise changes every frame.
+        """
+        import torch
+
+        n = self.exposure_log2.shape[0]
+        if n < 3:
+            return
+        half = max(1, min(window, n) // 2)
+        weights = torch.zeros(n, n)
+        for i in range(n):
+            lo, hi = max(0, i - half), min(n, i + half + 1)
+            t = torch.arange(lo, hi, dtype=torch.float32) - i
+            design = torch.stack([torch.ones_like(t), t], 1)                 # value and slope at frame i
+            weights[i, lo:hi] = torch.linalg.pinv(design)[0]                 # row giving the value at t = 0
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.einsum("ij,j...->i...", weights, p))
+
     def state(self) -> dict:
         return {k: getattr(self, k).detach().cpu().numpy().tolist()
                 for k in ("exposure_log2", "fg_log_slopes", "sh_log_slopes")}
