@@ -129,19 +129,22 @@ def _check_lighting(shot: ShotConfig) -> list[Finding]:
 
 
 def _check_guidance(shot: ShotConfig) -> list[Finding]:
-    model = shot.guidance.model
-    if not model:
+    g = shot.guidance
+    if not g.model:
         return [Finding("guidance", True, "no diffusion model set: the weight-free path will be used")]
-    local = Path(model).expanduser()
+    local = Path(g.model).expanduser()
     local = local if local.is_absolute() else shot.path.parent / local
     if local.is_dir():
-        if not (local / "model_index.json").is_file():
-            return [Finding("guidance", False, f"{local}: not a diffusers model folder (no model_index.json). "
-                                               "Fix: point [guidance] model at a folder saved with save_pretrained")]
-        return [Finding("guidance", True, f"model folder {local}")]
-    if model.startswith((".", "/", "~")):
+        from .guidance import check_model_folder
+
+        check_model_folder(local, allow_pickle=g.allow_pickle)   # names a missing component
+        return [Finding("guidance", True, f"model folder {local} ({g.method})")]
+    if g.model.startswith((".", "/", "~")):
         return [Finding("guidance", False, f"[guidance] model: folder {local} does not exist. Fix: check the path")]
-    return [Finding("guidance", True, f"model id {model!r} (loaded from the local Hugging Face cache)", warning=True)]
+    if "@" not in g.model:
+        return [Finding("guidance", False, f"[guidance] model: id {g.model!r} is not pinned. "
+                                           "Fix: write org/name@revision (a commit or tag)")]
+    return [Finding("guidance", True, f"model id {g.model!r} (loaded from the local Hugging Face cache)", warning=True)]
 
 
 def _check_llvm(shot: ShotConfig) -> list[Finding]:

@@ -357,7 +357,7 @@ def optimise(scene, targets: list[FrameTarget], lighting: TwoMapSG, tone, settin
         _, _, ratio, _ = composite(layers_sh, 0.0)
         # --- tone and composite: comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)
         radiance = rgb / alpha.clamp_min(1e-4)
-        plate = torch.as_tensor(target.plate)
+        plate = torch.as_tensor(target.plate, device=rgb.device)
         comp = tone.fg(radiance, index) * alpha + plate * tone.sh(ratio, index) * (1.0 - alpha)
         # --- objective and regularisers
         loss = objective(comp, target, i, n) + lighting.regulariser(env_fg, env_sh, settings)

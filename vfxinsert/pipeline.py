@@ -53,7 +53,7 @@ def _lighting_inputs(shot: ShotConfig, frames: list[int]) -> str:
     light = shot.lighting
     ident: list = [__version__, asdict(light), shot.color.working_space, _file_ident(light.hdri)]
     if not (light.init == "hdri" and not light.optimize):
-        ident += [asdict(shot.optimize), shot.guidance.model, asdict(shot.camera), asdict(shot.ground),
+        ident += [asdict(shot.optimize), asdict(shot.guidance), asdict(shot.camera), asdict(shot.ground),
                   [asdict(a) for a in shot.asset], [_file_ident(a.mesh) for a in shot.asset],
                   [stored_inputs_hash(frame_path(shot.output.dir / "plate", shot.name, f)) for f in frames]]
     return hashlib.sha256(json.dumps(ident, default=str).encode()).hexdigest()[:32]

@@ -256,6 +256,11 @@ class InsertScene:
 
     # ------------------------------------------------------------------ renders
 
+    @property
+    def torch_device(self) -> str:
+        """Where differentiable renders put their tensors: "cuda" for Mitsuba's CUDA variants."""
+        return "cuda" if self._mi.variant().startswith("cuda") else "cpu"
+
     def render(self, seed: int, spp: int) -> np.ndarray:
         """(H, W, 11) layers (LAYER_CHANNELS) with the current environment, as numpy."""
         import drjit as dr

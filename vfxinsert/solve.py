@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .config import ShotConfig
-from .errors import ConfigError, VfxInsertError
+from .errors import VfxInsertError
 from .render import Environment, hdri_environment
 
 EXPORT_HEIGHT = 256   # lighting.exr: 256 x 512 (method.md); final renders use the same map
@@ -151,19 +151,17 @@ def _optimise(shot, frames, init, description, plate_and_camera, objective_name,
     from .tone import ToneCurves, export_curves
 
     opt_cfg = shot.optimize
-    if objective_name == "guidance":
-        raise ConfigError("the diffusion guidance objective is not available in this version",
-                          where=f"{shot.path} [optimize] objective",
-                          fix='use objective = "reference" with a reference composite, or optimize = false')
     keys = _keyframes(frames, opt_cfg.keyframes)
-    references = _read_references(shot, keys)
+    references = _read_references(shot, keys) if objective_name == "reference" else {}
     parts = [p for i, a in enumerate(shot.asset) for p in load_asset_parts(a, i)]
     lo = np.min([p.vertices.min(0) for p in parts], axis=0)
     hi = np.max([p.vertices.max(0) for p in parts], axis=0)
     targets = []
+    plates = []
     albedo = None
     for frame in keys:
         plate, c2w, intr = plate_and_camera(frame)
+        plates.append(plate)
         if albedo is None:
             albedo = shot.ground.albedo if shot.ground.albedo != "plate" else \
                 ground_albedo_from_plate(plate, c2w, intr, (lo, hi), shot.ground.height_m)
@@ -172,29 +170,60 @@ def _optimise(shot, frames, init, description, plate_and_camera, objective_name,
         view = View(c2w, intr.fov_x_deg, intr.width_px, intr.height_px, window=(x0, y0, side, side),
                     scale=opt_cfg.crop_px / side)
         targets.append(FrameTarget(frame, view, crop_resample(plate, window, opt_cfg.crop_px),
-                                   crop_resample(references[frame], window, opt_cfg.crop_px)))
+                                   crop_resample(references[frame], window, opt_cfg.crop_px) if references else None))
+    if objective_name == "guidance":
+        objective, guidance_description = _guidance_objective(shot, plates, say)
+    else:
+        objective, guidance_description = ReferenceObjective(), {}
     settings = OptimSettings(iterations=opt_cfg.iterations, crop_px=opt_cfg.crop_px, spp=opt_cfg.spp,
                              max_depth=opt_cfg.max_depth, lr_lighting=opt_cfg.lr_lighting, lr_tone=opt_cfg.lr_tone,
                              checkpoint_every=opt_cfg.checkpoint_every, w_tone_smooth=opt_cfg.tone_smoothness)
     scene = InsertScene(parts, ground_height_m=shot.ground.height_m, ground_albedo=albedo, view=targets[0].view,
                         env_height=settings.env_height, max_depth=settings.max_depth)
+    device = scene.torch_device
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
-        lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height)
+        lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height, device=device)
     else:
-        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height))
-    tone = ToneCurves(len(targets))
+        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height), device=device)
+    tone = ToneCurves(len(targets), device=device)
     say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} frame(s), "
         f"{settings.crop_px}px crops, objective {objective_name}")
-    result = optimise(scene, targets, lighting, tone, settings, ReferenceObjective(), shot_name=shot.name,
+    result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
                       checkpoint=checkpoint, on_iteration=on_iteration)
     data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
-    description = {**description, "optimised": True, "objective": objective_name, **lighting.describe(),
+    description = {**description, "optimised": True, "objective": objective_name, **guidance_description,
+                   **lighting.describe(),
                    "iterations": len(result.losses), "losses": result.losses, "retries": result.retries,
                    "optimise_seconds": round(result.seconds, 3), "resumed_from": result.resumed_from,
                    "sg_note": "'sg' is an SG fit of the final map, for renderers that take SG lights"}
     return Environment(data, latlong, description, fitted, tone=export_curves(tone, [t.frame for t in targets]))
+
+
+def _guidance_objective(shot: ShotConfig, plates: list[np.ndarray], say: Callable[[str], None]):
+    """The diffusion-guidance objective of [guidance] (personalised on the keyframes' plates for LDS), and
+    what to record of it in lighting.json."""
+    from .guidance import PersonaliseSettings, make_objective, plate_display
+
+    g = shot.guidance
+    settings = PersonaliseSettings(steps=g.steps, lr=g.lr, rank=g.rank, preservation_images=g.preservation_images,
+                                   class_prompt=g.prompt)
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % 50 == 0 or step == total:
+            say(f"guidance: personalising the model to the plate, step {step}/{total}, loss {loss:.4f}")
+
+    say(f"guidance: loading {g.model} ({g.method})")
+    objective = make_objective(shot, [plate_display(p) for p in plates], kind=g.method, settings=settings,
+                               allow_pickle=g.allow_pickle, on_step=on_step)
+    info = {"method": g.method, "model": g.model, "prompt": objective.prompt}
+    done = objective.denoiser.personalisation
+    if done is not None:
+        say(f"guidance: LoRA {'reused from' if done.reused else 'trained in'} {done.folder}"
+            + ("" if done.reused else f" ({done.seconds:.0f} s)"))
+        info.update(lora=str(done.folder), lora_reused=done.reused, lora_seconds=round(done.seconds, 3))
+    return objective, {"guidance": info}
 
 
 def _read_references(shot: ShotConfig, frames: list[int]) -> dict[int, np.ndarray]:
