@@ -139,6 +139,43 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def cmd_submit(args) -> int:
+    from .farm import format_result, submit
+
+    def on_event(line: str) -> None:  # progress, one plain line per step (farm logs parse these)
+        print(f"vfxinsert: {line}", file=sys.stderr, flush=True)
+
+    results = submit(args.shots, args.address, chunk=args.chunk, max_retries=args.max_retries, on_event=on_event)
+    for result in results:
+        for line in format_result(result):
+            _say(line)
+    failed = [r for r in results if not r.ok]
+    _say(f"submit: {len(results) - len(failed)} of {len(results)} shot(s) finished")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from .config import load_shot
+    from .status import format_status, shot_status
+
+    for line in format_status(shot_status(load_shot(args.shot))):
+        _say(line)
+    return EXIT_OK
+
+
+def _count(minimum: int):
+    """An argparse type: a whole number >= minimum (argparse turns the error into exit code 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vfxinsert",
@@ -169,8 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
                                    "true lighting. Compares the true HDRI (noise floor), the plate initialisation "
                                    "and the reference-loss optimisation. Prints a Markdown table. Offline, CPU.")
     p.add_argument("--cases", help="comma-separated cases (default: all)")
-    p.add_argument("--iterations", type=int, default=300, help="optimisation iterations per case (default 300)")
+    p.add_argument("--iterations", type=_count(1), default=300, help="optimisation iterations per case (default 300)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("submit", help="run shots on a Ray cluster (or a private local Ray), resumably",
+                       description="Run every stage of each shot on Ray: the plate and lighting stages as one "
+                                   "task per shot (one GPU when the cluster has GPUs), then the renders in "
+                                   "chunks of frames, each task in a fresh worker process. Finished stages and "
+                                   "frames are skipped; a shot that fails is reported and the others go on.",
+                       epilog="exit codes: 0 every shot finished, 1 a shot or frame failed, 2 usage error")
+    p.add_argument("shots", type=Path, nargs="+", metavar="SHOT", help="path(s) to shot.toml")
+    p.add_argument("--address", help="Ray cluster: auto (on a cluster node), HOST:6379 or ray://HOST:10001; "
+                                     "default: $RAY_ADDRESS, else a Ray started on this machine for the run "
+                                     "(bound to 127.0.0.1, no dashboard)")
+    p.add_argument("--chunk", type=_count(1), default=10, help="frames per render task (default 10)")
+    p.add_argument("--max-retries", type=_count(0), default=2,
+                   help="retries of a task whose worker died: killed, out of memory, node lost (default 2)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="show which frames of a shot are done, stale or missing",
+                       description="Compare each stage's outputs with the inputs hash the stage would write "
+                                   "now: done frames are skipped by a re-run, stale and missing ones are redone.")
+    p.add_argument("shot", type=Path, help="path to shot.toml")
+    p.set_defaults(func=cmd_status)
     return parser
 
 

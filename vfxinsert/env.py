@@ -73,11 +73,14 @@ def configure_llvm() -> Path:
 
 
 def cpu_count() -> int:
-    """CPUs this process may use (cgroup / affinity aware, unlike os.cpu_count)."""
+    """CPUs this process may use: affinity-aware (unlike os.cpu_count), and no more than
+    ``OMP_NUM_THREADS`` when a scheduler (Ray sets it to a task's CPU budget) has set it."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        n = max(1, os.cpu_count() or 1)
+    budget = os.environ.get("OMP_NUM_THREADS", "")
+    return min(n, int(budget)) if budget.isdigit() and int(budget) > 0 else n
 
 
 def import_mitsuba(variant: str | None = None):

@@ -42,7 +42,7 @@ def _file_ident(path: Path | None) -> list:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def _lighting_inputs(shot: ShotConfig, frames: list[int]) -> str:
+def lighting_inputs_hash(shot: ShotConfig, frames: list[int]) -> str:
     """Hash of everything the lighting solve reads: settings, HDRI, and (unless the HDRI is used as it
     is) the working-space plates, reference, assets and camera."""
     from dataclasses import asdict
@@ -71,7 +71,7 @@ def lighting_stage(shot: ShotConfig, frames: list[int] | None = None, on_progres
     if frames is None:
         with open_plate(shot.plate.path, shot.plate.frames) as plate:
             frames = list(plate.frames)
-    digest = _lighting_inputs(shot, frames)
+    digest = lighting_inputs_hash(shot, frames)
     cached = _read_environment(shot)
     if cached is not None and cached.description.get("inputs_hash") == digest:
         if on_progress:

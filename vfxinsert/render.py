@@ -124,7 +124,7 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     """What every rendered frame of the shot depends on besides its own plate: code version, lighting,
     render settings, assets, ground, output format and camera (``track``: ``read_chan(shot.camera.track)``,
     or None for a static camera). Input of :func:`render_frame_hash`."""
-    return json.dumps([__version__, env.digest, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
+    return json.dumps([__version__, env.digest, env.tone, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
                        shot.ground.height_m, shot.ground.albedo, shot.output.precision, shot.output.compression,
                        None if track is None else [track.frames, track.cam_to_world.tolist()],
                        shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm])
