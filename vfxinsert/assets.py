@@ -1,7 +1,6 @@
 """Asset meshes (OBJ / PLY / glTF-binary): loading and the object-to-world transform of the shot file."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +47,10 @@ def inspect_mesh(path: Path) -> MeshInfo:
 
 def object_to_world(position_m, rotation_deg, scale: float) -> np.ndarray:
     """world = T * R * S with R = Rz * Ry * Rx (XYZ Euler, X applied first), as the shot file states."""
-    rx, ry, rz = (math.radians(a) for a in rotation_deg)
-    cx, sx, cy, sy, cz, sz = math.cos(rx), math.sin(rx), math.cos(ry), math.sin(ry), math.cos(rz), math.sin(rz)
-    Rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    Rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    from .camera import axis_rotation
+
+    rx, ry, rz = rotation_deg
     m = np.eye(4)
-    m[:3, :3] = Rz @ Ry @ Rx * scale
+    m[:3, :3] = axis_rotation("z", rz) @ axis_rotation("y", ry) @ axis_rotation("x", rx) * scale
     m[:3, 3] = position_m
     return m

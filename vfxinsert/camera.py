@@ -188,14 +188,19 @@ def validate_cam_to_world(m: object, where: str) -> np.ndarray:
     return arr
 
 
+def axis_rotation(axis: str, angle_deg: float) -> np.ndarray:
+    """3x3 right-handed rotation about the world ``"x"``, ``"y"`` or ``"z"`` axis (column vectors)."""
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
+    rot = np.eye(3)
+    rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
+    return rot
+
+
 def euler_zxy_to_matrix(rx_deg: float, ry_deg: float, rz_deg: float) -> np.ndarray:
     """3x3 rotation for Nuke's ZXY order: ``Ry @ Rx @ Rz`` (about Z first), right-hand rule, degrees."""
-    x, y, z = (math.radians(a) for a in (rx_deg, ry_deg, rz_deg))
-    cx, sx, cy, sy, cz, sz = math.cos(x), math.sin(x), math.cos(y), math.sin(y), math.cos(z), math.sin(z)
-    rot_x = np.array([[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]])
-    rot_y = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    rot_z = np.array([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
-    return rot_y @ rot_x @ rot_z
+    return axis_rotation("y", ry_deg) @ axis_rotation("x", rx_deg) @ axis_rotation("z", rz_deg)
 
 
 def matrix_to_euler_zxy(rot: np.ndarray) -> tuple[float, float, float]:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Mapping, Union
+from typing import Literal, Mapping, Sequence, Union
 
 import numpy as np
 import OpenEXR
@@ -426,3 +426,22 @@ def stored_inputs_hash(path: str | os.PathLike) -> str | None:
     except (RuntimeError, ValueError, OSError):  # missing, truncated or foreign: redo the frame
         return None
     return value if isinstance(value, str) else None
+
+
+def channels_in_display(layers: Mapping[str, np.ndarray], header: Mapping, names: Sequence[str], where: str) -> np.ndarray:
+    """The channels ``names`` of an EXR read by ``read_layers`` as (H, W, len(names)), over its display
+    window: overscan cropped, pixels the data window does not cover zero."""
+    missing = [n for n in names if n not in layers]
+    if missing:
+        raise OutputError(f"EXR lacks channel(s) {', '.join(missing)}", where=where,
+                          fix="re-run the stage that writes it")
+    data = np.stack([layers[n] for n in names], axis=-1)
+    (dx0, dy0), (dx1, dy1) = header["displayWindow"]
+    (ax0, ay0), (ax1, ay1) = header["dataWindow"]
+    if (dx0, dy0, dx1, dy1) == (ax0, ay0, ax1, ay1):
+        return data
+    out = np.zeros((dy1 - dy0 + 1, dx1 - dx0 + 1, len(names)), np.float32)
+    x0, y0, x1, y1 = max(dx0, ax0), max(dy0, ay0), min(dx1, ax1), min(dy1, ay1)
+    if x0 <= x1 and y0 <= y1:
+        out[y0 - dy0:y1 - dy0 + 1, x0 - dx0:x1 - dx0 + 1] = data[y0 - ay0:y1 - ay0 + 1, x0 - ax0:x1 - ax0 + 1]
+    return out

@@ -15,9 +15,9 @@ import numpy as np
 
 def rotation_y(angle_deg: float) -> np.ndarray:
     """3x3 right-handed rotation about +Y (column vectors): +90 deg takes +Z to +X."""
-    a = math.radians(angle_deg)
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    from .camera import axis_rotation
+
+    return axis_rotation("y", angle_deg)
 
 
 def uv_to_direction(u: np.ndarray, v: np.ndarray) -> np.ndarray:

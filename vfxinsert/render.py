@@ -97,20 +97,6 @@ def ground_albedo_from_plate(plate_rgb: np.ndarray, cam_to_world: np.ndarray, in
     return tuple(float(np.clip(c, 0.02, 0.9)) for c in mean)
 
 
-def _plate_in_display(layers: dict, header: dict) -> np.ndarray:
-    """The working-space plate over the display window (overscan cropped, uncovered pixels zero)."""
-    (dx0, dy0), (dx1, dy1) = header["displayWindow"]
-    (ax0, ay0), (ax1, ay1) = header["dataWindow"]
-    rgb = np.stack([layers["R"], layers["G"], layers["B"]], axis=-1)
-    if (dx0, dy0, dx1, dy1) == (ax0, ay0, ax1, ay1):
-        return rgb
-    out = np.zeros((dy1 - dy0 + 1, dx1 - dx0 + 1, 3), np.float32)
-    x0, y0, x1, y1 = max(dx0, ax0), max(dy0, ay0), min(dx1, ax1), min(dy1, ay1)
-    if x0 <= x1 and y0 <= y1:
-        out[y0 - dy0:y1 - dy0 + 1, x0 - dx0:x1 - dx0 + 1] = rgb[y0 - ay0:y1 - ay0 + 1, x0 - ax0:x1 - ax0 + 1]
-    return out
-
-
 def _assets_digest(shot: ShotConfig) -> list:
     items = []
     for a in shot.asset:
@@ -141,7 +127,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                   on_frame: Callable[[FrameResult, int], None] | None = None) -> StageReport:
     """Render the shot's frames (all, or ``frames``) to ``<output.dir>/<name>.####.exr``."""
     from .camera import frame_camera, read_chan
-    from .exr import FrameMetadata, read_layers, stored_inputs_hash, write_insert_layers
+    from .exr import FrameMetadata, channels_in_display, read_layers, stored_inputs_hash, write_insert_layers
     from .plates import open_plate
     from .scene import InsertScene, View, composite, load_asset_parts
 
@@ -167,7 +153,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
             if out.is_file() and stored_inputs_hash(out) == digest:
                 result = FrameResult(frame, out, skipped=True)
             else:
-                plate_rgb = _plate_in_display(layers, header)
+                plate_rgb = channels_in_display(layers, header, ("R", "G", "B"), str(plate_file))
                 h, w = plate_rgb.shape[:2]
                 par = float(header.get("pixelAspectRatio", 1.0))
                 if abs(par - 1.0) > 1e-6:

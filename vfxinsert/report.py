@@ -167,39 +167,21 @@ def _display8(pipeline, rgb_linear: np.ndarray) -> np.ndarray:
     return np.round(np.clip(display, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _layer_rgb(layers: Mapping[str, np.ndarray], header: Mapping, names: Sequence[str], where: str) -> np.ndarray:
-    """The channels ``names`` of an EXR read by ``read_layers``, cropped or padded to its display window."""
-    missing = [n for n in names if n not in layers]
-    if missing:
-        raise OutputError(f"EXR lacks channel(s) {', '.join(missing)}", where=where,
-                          fix="re-run the stage that writes it")
-    data = np.stack([layers[n] for n in names], axis=-1)
-    (dx0, dy0), (dx1, dy1) = header["displayWindow"]
-    (ax0, ay0), (ax1, ay1) = header["dataWindow"]
-    if (dx0, dy0, dx1, dy1) == (ax0, ay0, ax1, ay1):
-        return data
-    out = np.zeros((dy1 - dy0 + 1, dx1 - dx0 + 1, len(names)), np.float32)
-    x0, y0, x1, y1 = max(dx0, ax0), max(dy0, ay0), min(dx1, ax1), min(dy1, ay1)
-    if x0 <= x1 and y0 <= y1:
-        out[y0 - dy0:y1 - dy0 + 1, x0 - dx0:x1 - dx0 + 1] = data[y0 - ay0:y1 - ay0 + 1, x0 - ax0:x1 - ax0 + 1]
-    return out
-
-
 def _write_frame_previews(shot: ShotConfig, pipeline, frame: int, folder: Path) -> FramePreview:
-    from .exr import read_layers
+    from .exr import channels_in_display, read_layers
 
     source = frame_path(shot.output.dir, shot.name, frame)
     layers, header = read_layers(source)
-    rgba = _layer_rgb(layers, header, ("R", "G", "B", "A"), str(source))
+    rgba = channels_in_display(layers, header, ("R", "G", "B", "A"), str(source))
     views = {
-        "comp": _layer_rgb(layers, header, ("comp.R", "comp.G", "comp.B"), str(source)),
+        "comp": channels_in_display(layers, header, ("comp.R", "comp.G", "comp.B"), str(source)),
         "object": rgba[..., :3] + (1.0 - rgba[..., 3:]) * GREY_LINEAR,
-        "shadow": _layer_rgb(layers, header, ("shadow.R", "shadow.G", "shadow.B"), str(source)),
+        "shadow": channels_in_display(layers, header, ("shadow.R", "shadow.G", "shadow.B"), str(source)),
     }
     plate_file = frame_path(shot.output.dir / "plate", shot.name, frame)
     if plate_file.is_file():
         plate_layers, plate_header = read_layers(plate_file)
-        views["plate"] = _layer_rgb(plate_layers, plate_header, ("R", "G", "B"), str(plate_file))
+        views["plate"] = channels_in_display(plate_layers, plate_header, ("R", "G", "B"), str(plate_file))
     names = {}
     for kind, rgb in views.items():
         names[kind] = f"frame_{frame:04d}_{kind}.png"
@@ -211,7 +193,7 @@ def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path
     """Thumbnails of the ``comp`` layer of ``frames`` (at most CONTACT_MAX_FRAMES), labelled by frame."""
     from PIL import Image, ImageDraw
 
-    from .exr import read_layers
+    from .exr import channels_in_display, read_layers
 
     if len(frames) > CONTACT_MAX_FRAMES:
         frames = [frames[i] for i in np.linspace(0, len(frames) - 1, CONTACT_MAX_FRAMES).round().astype(int)]
@@ -219,7 +201,7 @@ def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path
     for frame in frames:
         source = frame_path(shot.output.dir, shot.name, frame)
         layers, header = read_layers(source)
-        comp = _layer_rgb(layers, header, ("comp.R", "comp.G", "comp.B"), str(source))
+        comp = channels_in_display(layers, header, ("comp.R", "comp.G", "comp.B"), str(source))
         thumbs.append((frame, _display8(pipeline, _resize_linear(comp, CONTACT_THUMB_WIDTH_PX))))
     cell_w = max(t.shape[1] for _, t in thumbs)
     cell_h = max(t.shape[0] for _, t in thumbs)
@@ -239,11 +221,11 @@ def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path
 
 def _write_lighting(path: Path, pipeline, out: Path) -> str:
     """``lighting.exr`` exposed so its mean luminance is mid grey, Reinhard-compressed, then displayed."""
-    from .exr import read_layers
+    from .exr import channels_in_display, read_layers
     from .lighting import RGB_LUMINANCE
 
     layers, header = read_layers(path)
-    env = np.maximum(_layer_rgb(layers, header, ("R", "G", "B"), str(path)), 0.0)
+    env = np.maximum(channels_in_display(layers, header, ("R", "G", "B"), str(path)), 0.0)
     mean = float((env @ np.asarray(RGB_LUMINANCE, np.float32)).mean())
     exposed = env * (GREY_LINEAR / mean) if mean > 0 else env
     toned = exposed / (1.0 + exposed)  # Reinhard: a sun 1000x brighter than the sky still shows its shape

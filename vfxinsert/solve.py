@@ -82,10 +82,9 @@ def solve_lighting(shot: ShotConfig, frames: list[int], *, on_progress: Callable
                    checkpoint: Path | None = None) -> Environment:
     """Initial lighting, then the optimisation when asked for and possible (see OptimizeConfig)."""
     from .camera import frame_camera, read_chan
-    from .exr import read_layers
+    from .exr import channels_in_display, read_layers
     from .ingest import frame_path
     from .panorama import texel_directions
-    from .render import _plate_in_display
 
     say = on_progress or (lambda _msg: None)
     light = shot.lighting
@@ -95,8 +94,9 @@ def solve_lighting(shot: ShotConfig, frames: list[int], *, on_progress: Callable
     track = read_chan(shot.camera.track) if shot.camera.track else None
 
     def plate_and_camera(frame: int):
-        layers, header = read_layers(frame_path(shot.output.dir / "plate", shot.name, frame))
-        plate = _plate_in_display(layers, header)
+        plate_file = frame_path(shot.output.dir / "plate", shot.name, frame)
+        layers, header = read_layers(plate_file)
+        plate = channels_in_display(layers, header, ("R", "G", "B"), str(plate_file))
         c2w, intr = frame_camera(shot.camera.focal_length_mm, shot.camera.filmback_mm, shot.camera.cam_to_world,
                                  track, frame, plate.shape[1], plate.shape[0], float(header.get("pixelAspectRatio", 1.0)))
         return plate, c2w, intr
