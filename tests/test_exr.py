@@ -437,4 +437,28 @@ def test_sigkill_mid_write_leaves_nothing_at_the_final_path(tmp_path, previous):
     else:
         assert not path.exists()
     # the half-written file keeps its hidden temporary name (the writer's pid in it)
-    assert [p.name for p in temps] == [f".big.{proc.pid}.tmp.exr"]
+    assert len(temps) == 1 and temps[0].name.startswith(".big.") and temps[0].name.endswith(f"_{proc.pid}.tmp.exr")
+
+
+def test_stale_temporaries_of_dead_writers_are_swept(tmp_path):
+    """A writer killed mid-write leaves its hidden temporary; the next stage run removes it, but never
+    the temporary of a writer that is still alive."""
+    import os
+    import subprocess
+    import sys
+
+    from vfxinsert.fsutil import sweep_stale_temps, temp_path_for
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = temp_path_for(tmp_path / "frame.0001.exr").with_name(
+        temp_path_for(tmp_path / "frame.0001.exr").name.replace(f"_{os.getpid()}.", f"_{dead.pid}."))
+    stale.write_bytes(b"half")
+    other_node = tmp_path / f".frame.0004.some-other-node_{dead.pid}.tmp.exr"
+    other_node.write_bytes(b"half")
+    live = temp_path_for(tmp_path / "frame.0002.exr")   # this process's own name
+    live.write_bytes(b"half")
+    finished = tmp_path / "frame.0003.exr"
+    finished.write_bytes(b"done")
+    assert sweep_stale_temps(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and finished.exists() and other_node.exists()

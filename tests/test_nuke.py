@@ -126,7 +126,7 @@ def rendered(tmp_path_factory, shared_data):
 def test_script_is_written_atomically_beside_the_layers(rendered):
     shot, path = rendered
     assert path == shot.output.dir / "sh.nk" and path.is_file()
-    assert not list(shot.output.dir.glob(".*.tmp*"))  # no temporary file left (fsutil names them .x.PID.tmp.ext)
+    assert not list(shot.output.dir.glob(".*.tmp*"))  # no temporary file left (fsutil names them .x.HOST_PID.tmp.ext)
 
 
 def test_nkparser_parses_and_validates_it_without_any_diagnostic(rendered):

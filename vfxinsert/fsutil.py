@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Iterator
 
 from .errors import OutputError
 
 
-def temp_path_for(final: Path) -> Path:
-    """The temporary path used while ``final`` is written (same folder, so rename is atomic).
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
-    The real extension is kept before '.tmp' because some writers (OpenEXR, OIIO, PyAV) pick the
-    format from it.
+
+def temp_path_for(final: Path) -> Path:
+    """The temporary path used while ``final`` is written (same folder, so rename is atomic):
+    ``.<stem>.<host>_<pid>.tmp<ext>``. Host and pid say whose it is (farm nodes share output folders);
+    the real extension is kept because some writers (OpenEXR, OIIO, PyAV) pick the format from it.
     """
-    return final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
+    return final.with_name(f".{final.stem}.{_host()}_{os.getpid()}.tmp{final.suffix}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -65,3 +70,33 @@ def atomic_write_bytes(final: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(final: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``final`` atomically."""
     atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def sweep_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary files left in ``folder`` by writers that were killed (their process is gone).
+
+    Temporaries are named ``.<stem>.<host>_<pid>.tmp<ext>`` (see temp_path_for). Only this host's are
+    considered (another farm node's writer cannot be checked from here), and one whose pid still runs
+    is being written and is left alone. Returns what was removed.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    pattern = re.compile(rf"^\..*\.{re.escape(_host())}_(\d+)\.tmp")
+    for path in folder.glob(".*.tmp*"):
+        match = pattern.match(path.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        pid = int(match.group(1))
+        try:
+            os.kill(pid, 0)
+            continue                      # still running: someone is writing it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue                      # another user's live process
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed

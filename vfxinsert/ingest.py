@@ -17,6 +17,7 @@ from typing import Callable
 from . import __version__
 from .config import ShotConfig
 from .errors import VfxInsertError
+from .fsutil import sweep_stale_temps
 
 
 def frame_path(folder: Path, name: str, frame: int) -> Path:
@@ -73,6 +74,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
     p = shot.plate
     pipeline = shot.color_pipeline()
     out_dir = shot.output.dir / "plate"
+    sweep_stale_temps(out_dir)   # what killed writers left behind
     track = read_chan(shot.camera.track) if shot.camera.track else None
     results = []
     with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,

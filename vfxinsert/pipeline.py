@@ -81,6 +81,8 @@ def lighting_stage(shot: ShotConfig, frames: list[int] | None = None, on_progres
     env = solve_lighting(shot, frames, on_progress=on_progress, on_iteration=on_iteration, checkpoint=checkpoint)
     env = Environment(env.mitsuba_data, env.latlong, {**env.description, "inputs_hash": digest}, env.lobes, env.tone)
     _write_environment(shot, env)
+    for retry in env.description.get("retries", []) if on_progress else []:
+        on_progress(f"lighting: diverged and recovered: {retry}")
     if on_progress:
         on_progress(f"lighting: {env.description.get('source')} -> {shot.output.dir / 'lighting.exr'}")
     return env

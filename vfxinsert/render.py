@@ -25,6 +25,7 @@ import numpy as np
 from . import __version__
 from .config import ShotConfig
 from .errors import ConfigError, VfxInsertError
+from .fsutil import sweep_stale_temps
 from .ingest import FrameResult, StageReport, frame_path
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
 
     out_dir = shot.output.dir
     plate_dir = out_dir / "plate"
+    sweep_stale_temps(out_dir)   # what killed writers left behind
     track = read_chan(shot.camera.track) if shot.camera.track else None
     with open_plate(shot.plate.path, shot.plate.frames) as plate:
         all_frames = list(plate.frames)
