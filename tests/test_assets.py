@@ -1,7 +1,6 @@
 """Assets: OBJ / PLY / GLB loading, the shot's transform convention, GLB materials and textures."""
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .lighting import RGB_LUMINANCE, SGLobes
-from .panorama import direction_to_uv, texel_directions, texel_solid_angles
+from .panorama import texel_directions, texel_solid_angles
 
 
 def fibonacci_directions(count: int) -> np.ndarray:
@@ -174,6 +174,3 @@ def dominant_direction_latlong(latlong: np.ndarray) -> np.ndarray:
     y, x = np.unravel_index(int(np.argmax(lum)), lum.shape)
     return texel_directions(h, w)[y, x]
 
-
-__all__ = ["fibonacci_directions", "fit_sg", "push_pull_fill", "plate_latlong", "sky_lobes", "angular_error_deg",
-           "dominant_direction_latlong", "direction_to_uv"]

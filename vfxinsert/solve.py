@@ -84,7 +84,6 @@ def solve_lighting(shot: ShotConfig, frames: list[int], *, on_progress: Callable
     from .camera import frame_camera, read_chan
     from .exr import channels_in_display, read_layers
     from .ingest import frame_path
-    from .panorama import texel_directions
 
     say = on_progress or (lambda _msg: None)
     light = shot.lighting
