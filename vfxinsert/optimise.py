@@ -262,17 +262,19 @@ class HDRIRefine:
         return not math.isfinite(self.log_exposure.item())
 
     def radiance(self, dirs: np.ndarray) -> np.ndarray:
+        import torch
+
         from .panorama import sample_bilinear
 
-        with __import__("torch").no_grad():
-            gain = np.exp(float(self.log_exposure) + (self.log_white_balance - self.log_white_balance.mean()).numpy())
-        return sample_bilinear(self.latlong, dirs, math.degrees(float(self.rotation_rad))) * gain.astype(np.float32)
+        with torch.no_grad():
+            gain = np.exp(self.log_exposure.item() + (self.log_white_balance - self.log_white_balance.mean()).numpy())
+        return sample_bilinear(self.latlong, dirs, math.degrees(self.rotation_rad.item())) * gain.astype(np.float32)
 
     def describe(self) -> dict:
         wb = (self.log_white_balance - self.log_white_balance.mean()).detach().exp().numpy()
         return {"model": "on-set HDRI refined (rotation, exposure, white balance)",
-                "rotate_y_deg": math.degrees(float(self.rotation_rad)),
-                "exposure_stops": float(self.log_exposure) / math.log(2.0), "white_balance_rgb": wb.tolist()}
+                "rotate_y_deg": math.degrees(self.rotation_rad.item()),
+                "exposure_stops": self.log_exposure.item() / math.log(2.0), "white_balance_rgb": wb.tolist()}
 
 
 # --------------------------------------------------------------------------------------------------
