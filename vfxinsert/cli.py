@@ -193,11 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-llvm", action="store_true", help="skip the test kernel that proves Mitsuba's LLVM works")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("run", help="run a shot: check, then every stage that exists",
+    p = sub.add_parser("run", help="run a shot: check, then plate -> lighting -> render -> handoff",
                        description="Check the shot, then run its stages: plate (every frame into the working "
-                                   "space: <output.dir>/plate/<name>.####.exr), then render (every frame's object, "
-                                   "shadow and composite layers: <output.dir>/<name>.####.exr, plus lighting.exr "
-                                   "and lighting.json). Frames already up to date are skipped.")
+                                   "space: <output.dir>/plate/), lighting (initial lighting, optimised when "
+                                   "[lighting] optimize is on and a model or reference is set: lighting.exr, "
+                                   "lighting.json, tone.json), render (every frame's object, shadow and composite "
+                                   "layers: <output.dir>/<name>.####.exr), handoff (<name>.nk, preview.mp4, "
+                                   "report/). Work that is up to date is skipped.")
     p.add_argument("shot", type=Path, help="path to shot.toml")
     p.set_defaults(func=cmd_run)
 
