@@ -27,6 +27,16 @@ def temp_path_for(final: Path) -> Path:
     return final.with_name(f".{final.stem}.{_host()}_{os.getpid()}.tmp{final.suffix}")
 
 
+def file_identity(path: str | os.PathLike | None) -> list:
+    """``[path, size, mtime_ns]`` of a file (``[path]`` when it is absent): what input hashes record
+    so that a changed or replaced input file invalidates the outputs made from it."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return [str(path)]
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened for fsync
         fd = os.open(folder, os.O_RDONLY)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +16,7 @@ from typing import Callable
 from . import __version__
 from .config import ShotConfig
 from .errors import VfxInsertError
-from .fsutil import sweep_stale_temps
+from .fsutil import file_identity, sweep_stale_temps
 
 
 def frame_path(folder: Path, name: str, frame: int) -> Path:
@@ -53,13 +52,8 @@ def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
     The stage stores it in each EXR (``vfxinsert/inputsHash``) and skips a frame whose stored hash
     equals it; ``vfxinsert.status`` compares the same two values.
     """
-    try:
-        st = os.stat(frame_file)
-        ident = [st.st_size, st.st_mtime_ns]
-    except OSError:
-        ident = []
     p = shot.plate
-    blob = json.dumps([__version__, frame_file, ident, p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
+    blob = json.dumps([__version__, file_identity(frame_file), p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
                        shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 

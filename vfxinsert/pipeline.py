@@ -35,26 +35,20 @@ def plate_stage(shot: ShotConfig, frames: list[int] | None = None, on_frame: Fra
     return ingest(shot, on_frame=on_frame, frames=frames)
 
 
-def _file_ident(path: Path | None) -> list:
-    if path is None or not path.is_file():
-        return [str(path)]
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
-
-
 def lighting_inputs_hash(shot: ShotConfig, frames: list[int]) -> str:
     """Hash of everything the lighting solve reads: settings, HDRI, and (unless the HDRI is used as it
     is) the working-space plates, reference, assets and camera."""
     from dataclasses import asdict
 
     from .exr import stored_inputs_hash
+    from .fsutil import file_identity
     from .ingest import frame_path
 
     light = shot.lighting
-    ident: list = [__version__, asdict(light), shot.color.working_space, _file_ident(light.hdri)]
+    ident: list = [__version__, asdict(light), shot.color.working_space, file_identity(light.hdri)]
     if not (light.init == "hdri" and not light.optimize):
         ident += [asdict(shot.optimize), asdict(shot.guidance), asdict(shot.camera), asdict(shot.ground),
-                  [asdict(a) for a in shot.asset], [_file_ident(a.mesh) for a in shot.asset],
+                  [asdict(a) for a in shot.asset], [file_identity(a.mesh) for a in shot.asset],
                   [stored_inputs_hash(frame_path(shot.output.dir / "plate", shot.name, f)) for f in frames]]
     return hashlib.sha256(json.dumps(ident, default=str).encode()).hexdigest()[:32]
 

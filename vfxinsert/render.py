@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__
 from .config import ShotConfig
 from .errors import ConfigError, VfxInsertError
-from .fsutil import sweep_stale_temps
+from .fsutil import file_identity, sweep_stale_temps
 from .ingest import FrameResult, StageReport, frame_path
 
 if TYPE_CHECKING:
@@ -100,8 +100,7 @@ def ground_albedo_from_plate(plate_rgb: np.ndarray, cam_to_world: np.ndarray, in
 def _assets_digest(shot: ShotConfig) -> list:
     items = []
     for a in shot.asset:
-        st = a.mesh.stat()
-        items.append([str(a.mesh), st.st_size, st.st_mtime_ns, a.position_m, a.rotation_deg, a.scale,
+        items.append([*file_identity(a.mesh), a.position_m, a.rotation_deg, a.scale,
                       [a.material.base_color, a.material.roughness, a.material.metallic]])
     return items
 
