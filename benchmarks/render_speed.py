@@ -34,7 +34,8 @@ def build(case: str):
     from vfxinsert.config import AssetConfig, MaterialConfig
     from vfxinsert.lighting import hdri_to_mitsuba_env
     from vfxinsert.plates import read_image
-    from vfxinsert.scene import InsertScene, View, load_asset_parts
+    from vfxinsert.assets import load_asset_parts
+    from vfxinsert.scene import InsertScene, View
 
     cfg = FINAL if case.startswith("final") else OPTIM
     asset = AssetConfig(mesh=SHARED / "assets" / "stanford-bunny.obj", position_m=(0.0, -0.2, -1.6), scale=6.0,
@@ -71,7 +72,7 @@ def run_case(case: str, repeats: int) -> dict:
         import torch
 
         from vfxinsert.lighting import SGLighting, SGLobes
-        from vfxinsert.scene import composite
+        from vfxinsert.composite import composite
 
         rng = np.random.default_rng(0)
         axis = rng.normal(size=(32, 3))

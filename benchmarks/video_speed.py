@@ -27,7 +27,8 @@ def main() -> None:
     from vfxinsert.camera import Intrinsics, euler_zxy_to_matrix
     from vfxinsert.lighting import SGLobes, mitsuba_env_directions
     from vfxinsert.optimise import FrameTarget, OptimSettings, ReferenceObjective, TwoMapSG, optimise
-    from vfxinsert.scene import InsertScene, View, composite
+    from vfxinsert.composite import composite
+    from vfxinsert.scene import InsertScene, View
     from vfxinsert.solve import object_window
     from vfxinsert.tone import ToneCurves
 

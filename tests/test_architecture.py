@@ -2,7 +2,8 @@
 
 The import graph is read with ``ast`` from the source (nothing is imported): every ``import`` and
 ``from ... import`` inside ``vfxinsert/``, at module level and inside functions, relative and
-absolute. ``python tests/test_architecture.py`` prints the measures (floors, chain, sizes).
+absolute; only ``if TYPE_CHECKING:`` blocks are left out (never executed: names for annotations).
+``python tests/test_architecture.py`` prints the measures (floors, chain, sizes).
 """
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
     """The package modules ``name`` imports anywhere in its file (module level and inside functions)."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node.test)
+                   for stmt in node.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -48,6 +54,11 @@ def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
             if target and target != name:
                 found.add(target)
     return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 @lru_cache(maxsize=1)
@@ -130,10 +141,12 @@ def test_imports_are_resolved_relative_absolute_and_inside_functions(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("")
     (pkg / "a.py").write_text("")
-    (pkg / "sub" / "b.py").write_text("from ..a import x\n\ndef f():\n    import vfxinsert.sub.c\n"
-                                      "    from . import d\n")
+    (pkg / "sub" / "b.py").write_text("from typing import TYPE_CHECKING\nfrom ..a import x\n"
+                                      "if TYPE_CHECKING:\n    from . import e\n\ndef f():\n"
+                                      "    import vfxinsert.sub.c\n    from . import d\n")
     (pkg / "sub" / "c.py").write_text("")
     (pkg / "sub" / "d.py").write_text("")
+    (pkg / "sub" / "e.py").write_text("")
     files = module_files(pkg)
     assert imports_of("vfxinsert.sub.b", files["vfxinsert.sub.b"], set(files)) == \
         {"vfxinsert.a", "vfxinsert.sub.c", "vfxinsert.sub.d"}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vfxinsert.assets import inspect_mesh, object_to_world
+from vfxinsert.assets import inspect_mesh, load_asset_parts, object_to_world
 from vfxinsert.config import AssetConfig, MaterialConfig
 from vfxinsert.errors import MeshError
-from vfxinsert.scene import load_asset_parts
 
 
 def test_transform_convention_hand_computed():

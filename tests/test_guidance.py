@@ -411,7 +411,7 @@ def test_known_answer_lds_pulls_the_lighting_towards_the_lighting_of_the_referen
     light) brings the object's displayed brightness within 15 % of the references' (from about half as bright)."""
     from vfxinsert.lighting import mitsuba_env_directions
     from vfxinsert.optimise import OptimSettings, TwoMapSG, optimise
-    from vfxinsert.scene import composite
+    from vfxinsert.composite import composite
     from vfxinsert.tone import ToneCurves
 
     scene, target = scene_and_target()

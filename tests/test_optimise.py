@@ -21,7 +21,8 @@ from vfxinsert.lighting import SGLobes, latlong_from_lobes, mitsuba_env_directio
 from vfxinsert.optimise import (FrameTarget, OptimisationError, OptimSettings, ReferenceObjective,  # noqa: E402
                                 TwoMapSG, optimise)
 from vfxinsert.panorama import texel_solid_angles  # noqa: E402
-from vfxinsert.scene import InsertScene, View, composite  # noqa: E402
+from vfxinsert.composite import composite  # noqa: E402
+from vfxinsert.scene import InsertScene, View  # noqa: E402
 from vfxinsert.tone import ToneCurves  # noqa: E402
 
 SUN = np.array([0.5, 0.6, -0.62]) / np.linalg.norm([0.5, 0.6, -0.62])

@@ -11,7 +11,9 @@ torch = pytest.importorskip("torch")
 from vfxinsert.camera import Intrinsics, project_to_pixels  # noqa: E402
 from vfxinsert.lighting import SGLighting, SGLobes, hdri_to_mitsuba_env, mitsuba_env_directions, \
     sg_irradiance_closed_form  # noqa: E402
-from vfxinsert.scene import InsertScene, MeshPart, View, composite  # noqa: E402
+from vfxinsert.composite import composite  # noqa: E402
+from vfxinsert.assets import MeshPart  # noqa: E402
+from vfxinsert.scene import InsertScene, View  # noqa: E402
 
 
 def sphere(centre, radius, n=24, bsdf=None, name="ball"):

@@ -18,7 +18,8 @@ from vfxinsert.exr import read_layers  # noqa: E402
 from vfxinsert.lighting import hdri_to_mitsuba_env  # noqa: E402
 from vfxinsert.optimise import FrameTarget, OptimSettings, ReferenceObjective, TwoMapSG, optimise  # noqa: E402
 from vfxinsert.panorama import perspective_view  # noqa: E402
-from vfxinsert.scene import InsertScene, View, composite  # noqa: E402
+from vfxinsert.composite import composite  # noqa: E402
+from vfxinsert.scene import InsertScene, View  # noqa: E402
 from vfxinsert.solve import crop_resample, object_window  # noqa: E402
 from vfxinsert.tone import ToneCurves  # noqa: E402
 

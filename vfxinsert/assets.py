@@ -1,12 +1,17 @@
 """Asset meshes (OBJ / PLY / glTF-binary): loading and the object-to-world transform of the shot file."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .color import srgb_decode
 from .errors import MeshError
+
+if TYPE_CHECKING:
+    from .config import AssetConfig
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,69 @@ def inspect_mesh(path: Path) -> MeshInfo:
 
 def object_to_world(position_m, rotation_deg, scale: float) -> np.ndarray:
     """world = T * R * S with R = Rz * Ry * Rx (XYZ Euler, X applied first), as the shot file states."""
-    from .camera import axis_rotation
+    from .rotation import axis_rotation
 
     rx, ry, rz = rotation_deg
     m = np.eye(4)
     m[:3, :3] = axis_rotation("z", rz) @ axis_rotation("y", ry) @ axis_rotation("x", rx) * scale
     m[:3, 3] = position_m
     return m
+
+
+@dataclass(frozen=True)
+class MeshPart:
+    """One triangle mesh in world space with a principled material (a GLB may give several)."""
+
+    name: str
+    vertices: np.ndarray                  # (N, 3) float, world space
+    faces: np.ndarray                     # (M, 3) int
+    normals: np.ndarray | None            # (N, 3) world space, or None: Mitsuba recomputes smooth normals
+    uvs: np.ndarray | None                # (N, 2)
+    base_color: tuple[float, float, float]
+    roughness: float
+    metallic: float
+    base_color_texture: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) linear, factor applied
+    bsdf: dict | None = None  # a Mitsuba BSDF dict that replaces the principled material (tests, special assets)
+
+
+def load_asset_parts(asset: AssetConfig, index: int) -> list[MeshPart]:
+    """The asset's meshes in world space (world = T * R * S), with the shot's or the GLB's material."""
+    import trimesh
+
+    m = object_to_world(asset.position_m, asset.rotation_deg, asset.scale)
+    normal_m = np.linalg.inv(m[:3, :3]).T
+    mat = asset.material
+    if asset.mesh.suffix.lower() == ".glb":
+        try:
+            loaded = trimesh.load(str(asset.mesh), process=False)
+        except Exception as exc:  # trimesh raises many unrelated types for corrupt files
+            raise MeshError(f"cannot load glTF: {exc}", where=str(asset.mesh), fix="re-export it as .glb") from exc
+        geoms = loaded.dump(concatenate=False) if isinstance(loaded, trimesh.Scene) else [loaded]
+    else:
+        geoms = [load_trimesh(asset.mesh)]
+    parts = []
+    for k, g in enumerate(geoms):
+        if len(g.faces) == 0:
+            continue
+        v = g.vertices @ m[:3, :3].T + m[:3, 3]
+        normals = uvs = texture = None
+        color, rough, metal = mat.base_color, mat.roughness, mat.metallic
+        if asset.mesh.suffix.lower() == ".glb":  # glTF carries authored normals; OBJ/PLY: Mitsuba smooths
+            n = np.asarray(g.vertex_normals) @ normal_m.T
+            normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        material = getattr(g.visual, "material", None)
+        if isinstance(material, trimesh.visual.material.PBRMaterial):
+            # glTF materials win over the shot's defaults (the asset was authored with them).
+            factor = np.ones(3) if material.baseColorFactor is None else np.asarray(material.baseColorFactor[:3]) / 255.0
+            color = tuple(float(c) for c in factor)
+            rough = 1.0 if material.roughnessFactor is None else float(material.roughnessFactor)
+            metal = 1.0 if material.metallicFactor is None else float(material.metallicFactor)
+            if material.baseColorTexture is not None and getattr(g.visual, "uv", None) is not None:
+                tex = np.asarray(material.baseColorTexture.convert("RGB"), np.float32) / 255.0
+                texture = (srgb_decode(tex) * factor).astype(np.float32)
+                uvs = np.asarray(g.visual.uv, np.float32)
+        parts.append(MeshPart(f"asset{index}_{k}", v, np.asarray(g.faces, np.int64), normals, uvs,
+                              tuple(float(c) for c in color), rough, metal, texture))
+    if not parts:
+        raise MeshError("no triangles in the asset", where=str(asset.mesh), fix="export the geometry as triangles")
+    return parts

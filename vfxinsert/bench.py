@@ -63,21 +63,43 @@ def metrics(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
     return rmse, ssim(pred, ref), si
 
 
+def angular_error_deg(a, b) -> float:
+    """Angle between two directions in degrees."""
+    a = np.asarray(a, float) / np.linalg.norm(a)
+    b = np.asarray(b, float) / np.linalg.norm(b)
+    return math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))
+
+
+def dominant_direction_latlong(latlong: np.ndarray) -> np.ndarray:
+    """Direction of the brightest (solid-angle weighted, lightly blurred) part of a lat-long map."""
+    h, w = latlong.shape[:2]
+    from .color import RGB_LUMINANCE
+    from .lighting.panorama import texel_directions, texel_solid_angles
+
+    lum = latlong @ np.array(RGB_LUMINANCE) * texel_solid_angles(h, w)
+    lum = sum(np.roll(np.roll(lum, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    y, x = np.unravel_index(int(np.argmax(lum)), lum.shape)
+    return texel_directions(h, w)[y, x]
+
+
 def run_case(name: str, pano_path: Path, *, iterations: int = 300, width: int = 256, height: int = 144,
              spp: int = 256, crop_px: int = 96, lr_lighting: float = 0.05, lr_tone: float = 0.05,
              on_progress=None) -> list[BenchRow]:
     from .camera import Intrinsics, euler_zxy_to_matrix
     from .color import ColorPipeline
     from .config import AssetConfig, MaterialConfig
-    from .light_init import angular_error_deg, dominant_direction_latlong, fit_sg, plate_latlong
-    from .lighting import hdri_to_mitsuba_env, mitsuba_env_directions
-    from .optimise import FrameTarget, OptimSettings, ReferenceObjective, TwoMapSG, optimise
-    from .panorama import perspective_view, texel_directions
+    from .config import OptimizeConfig
+    from .lighting.environment import EXPORT_HEIGHT
+    from .lighting.init import fit_sg, max_sharpness, plate_latlong
+    from .lighting.loop import FrameTarget, ReferenceObjective, optimise
+    from .lighting.models import TwoMapSG
+    from .lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions, perspective_view, texel_directions
+    from .lighting.stage import crop_resample, object_window
+    from .lighting.tone import ToneCurves, ToneExport, apply_tone
     from .plates import read_image
-    from .render import apply_tone
-    from .scene import InsertScene, View, composite, load_asset_parts
-    from .solve import EXPORT_HEIGHT, crop_resample, object_window
-    from .tone import ToneCurves, export_curves
+    from .composite import composite
+    from .assets import load_asset_parts
+    from .scene import InsertScene, View
 
     pano = read_image(pano_path).rgb
     true_dir = dominant_direction_latlong(pano[: pano.shape[0] // 2 * 2])
@@ -131,17 +153,15 @@ def run_case(name: str, pano_path: Path, *, iterations: int = 300, width: int = 
     window_view = View(c2w, intr.fov_x_deg, width, height, window=(x0, y0, side, side), scale=crop_px / side)
     target = FrameTarget(0, window_view, crop_resample(plate, (x0, y0, side), crop_px),
                          crop_resample(reference, (x0, y0, side), crop_px))
-    settings = OptimSettings(iterations=iterations, crop_px=crop_px, spp=16, lr_lighting=lr_lighting, lr_tone=lr_tone)
+    settings = OptimizeConfig(iterations=iterations, crop_px=crop_px, spp=16, lr_lighting=lr_lighting, lr_tone=lr_tone)
     opt_scene = InsertScene(parts, ground_height_m=0.0, ground_albedo=albedo, view=window_view,
                             env_height=settings.env_height, max_depth=settings.max_depth)
-    from .light_init import max_sharpness
-
     lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height))
     tone = ToneCurves(1)
     optimise(opt_scene, [target], lighting, tone, settings, ReferenceObjective(), shot_name=f"bench-{name}")
     seconds = time.perf_counter() - t0 + t_init
     score("reference", lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32),
-          dominant_direction_latlong(lighting.radiance(texel_directions(64, 128))), seconds, export_curves(tone, [0]))
+          dominant_direction_latlong(lighting.radiance(texel_directions(64, 128))), seconds, ToneExport.from_curves(tone, [0]))
     return rows
 
 

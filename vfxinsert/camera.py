@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import ConfigError, OutputError
 from .fsutil import atomic_write_text
+from .rotation import axis_rotation
 
 #: Tolerance on the rotation part of a ``cam_to_world`` (column norms, orthogonality, determinant).
 RIGID_TOLERANCE = 1e-4
@@ -186,16 +187,6 @@ def validate_cam_to_world(m: object, where: str) -> np.ndarray:
                           fix="flip the sign of one axis back (e.g. a Z-forward camera needs its Z "
                           "column negated to look down -Z) so the rotation has det +1")
     return arr
-
-
-def axis_rotation(axis: str, angle_deg: float) -> np.ndarray:
-    """3x3 right-handed rotation about the world ``"x"``, ``"y"`` or ``"z"`` axis (column vectors)."""
-    a = math.radians(angle_deg)
-    c, s = math.cos(a), math.sin(a)
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
-    rot = np.eye(3)
-    rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
-    return rot
 
 
 def euler_zxy_to_matrix(rx_deg: float, ry_deg: float, rz_deg: float) -> np.ndarray:

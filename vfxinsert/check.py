@@ -135,7 +135,7 @@ def _check_guidance(shot: ShotConfig) -> list[Finding]:
     local = Path(g.model).expanduser()
     local = local if local.is_absolute() else shot.path.parent / local
     if local.is_dir():
-        from .guidance import check_model_folder
+        from .guidance.loading import check_model_folder
 
         check_model_folder(local, allow_pickle=g.allow_pickle)   # names a missing component
         return [Finding("guidance", True, f"model folder {local} ({g.method})")]

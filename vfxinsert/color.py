@@ -21,6 +21,8 @@ PINNED_CONFIG = "ocio://studio-config-v2.2.0_aces-v1.3_ocio-v2.4"
 WORKING_SPACE = "Linear Rec.709 (sRGB)"
 DISPLAY = "sRGB - Display"
 VIEW = "Un-tone-mapped"
+RGB_LUMINANCE = (0.2126, 0.7152, 0.0722)
+"""Luminance weights of the working space (Rec.709 primaries)."""
 
 
 def resolve_config_source(shot_setting: str = "") -> tuple[str, str]:
@@ -145,3 +147,22 @@ def _apply(cpu, rgb: np.ndarray) -> np.ndarray:
     if out.size:
         cpu.apply(ocio.PackedImageDesc(out, out.shape[1], out.shape[0], 3))
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The sRGB transfer (IEC 61966-2-1), for what is not an OCIO image conversion: the diffusion model's
+# display view of a composite (torch, differentiable) and 8-bit sRGB textures of glTF assets (numpy).
+
+
+def srgb_encode_torch(x, clip: bool = True):
+    """Linear Rec.709 -> sRGB-encoded display values (the OCIO 'Un-tone-mapped' sRGB view): in 0..1 with
+    ``clip``, else the same curve continued above 1 (so highlights keep a gradient)."""
+    import torch
+
+    x = x.clamp(0.0, 1.0) if clip else x.clamp_min(0.0)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def srgb_decode(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in 0..1 -> linear (numpy): the inverse of :func:`srgb_encode_torch`."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)

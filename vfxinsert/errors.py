@@ -60,3 +60,15 @@ class MeshError(VfxInsertError):
 
 class OutputError(VfxInsertError):
     """An output cannot be written (permissions, disk full, bad layer data)."""
+
+
+class RenderError(VfxInsertError):
+    """A scene cannot be built or a frame cannot be rendered as asked (Mitsuba failed, the format changed)."""
+
+
+class OptimizeError(VfxInsertError):
+    """The lighting optimisation ([optimize]) diverged and could not be recovered."""
+
+
+class GuidanceError(VfxInsertError):
+    """The diffusion model cannot be loaded, personalised or used as asked ([guidance])."""

@@ -36,7 +36,7 @@ from typing import Callable, Iterator, Sequence
 
 from .config import ShotConfig
 from .errors import SetupError, VfxInsertError
-from .ingest import FrameResult, StageReport, frame_path
+from .outputs import FrameResult, StageReport, insert_path
 from .status import format_frames
 
 DEFAULT_CHUNK = 10
@@ -281,7 +281,7 @@ class _Driver:
         for run in runs:
             if run.config is None:
                 continue
-            target = frame_path(run.config.output.dir, run.config.name, 0)
+            target = insert_path(run.config, 0)
             first = owners.setdefault(target, run)
             if first is not run:
                 run.error = VfxInsertError(f"writes the same outputs as {first.path} ({run.config.output.dir}, "
@@ -301,8 +301,7 @@ class _Driver:
             return
         for line in run.lighting:
             self.say(f"{run.label}: lighting {line}")
-        out = run.config.output.dir
-        run.renders = [FrameResult(f, frame_path(out, run.config.name, f), skipped=True) for f in value.up_to_date]
+        run.renders = [FrameResult(f, insert_path(run.config, f), skipped=True) for f in value.up_to_date]
         chunks = _chunks(value.todo, self.chunk)
         self.say(f"{run.label}: render {len(value.up_to_date)} frame(s) up to date, {len(value.todo)} to render"
                  + (f" in {len(chunks)} task(s)" if chunks else ""))
@@ -374,20 +373,22 @@ class _Prepared:
 def _prepare_task(shot: ShotConfig, cores: int | None = None) -> _Prepared:
     """Plate stage, lighting stage, then which renders are already up to date (status)."""
     from .pipeline import lighting_stage, plate_stage
+    from .shot import ShotContext
     from .status import shot_status
 
     start = time.perf_counter()
     _claim_cores(cores)
     plate = StageReport("plate", ())
+    context = ShotContext(shot)
     try:
-        plate = plate_stage(shot)
+        plate = plate_stage(shot, context=context)
         good = [r.frame for r in plate.results if not r.error]
         if not good:
             return _Prepared(plate, (), (), (), time.perf_counter() - start,
                              error=f"{shot.path}: no plate frame could be read, so nothing can be rendered. "
                                    "Fix: see the plate frames' errors")
         progress: list[str] = []
-        lighting_stage(shot, frames=good, on_progress=progress.append)
+        lighting_stage(shot, frames=good, on_progress=progress.append, context=context)
         lighting = tuple(line.removeprefix("lighting: ") for line in progress)
         done = set(shot_status(shot).render.done)
     except VfxInsertError as exc:
@@ -398,7 +399,8 @@ def _prepare_task(shot: ShotConfig, cores: int | None = None) -> _Prepared:
 
 def _render_task(shot: ShotConfig, frames: tuple[int, ...], cores: int | None = None) -> StageReport:
     """Render one chunk of frames: the scene is built once for the chunk (render_frames does)."""
-    from .pipeline import load_environment, render_stage
+    from .lighting.environment import load_environment
+    from .pipeline import render_stage
 
     _claim_cores(cores)
     try:

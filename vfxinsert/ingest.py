@@ -9,40 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .config import ShotConfig
-from .errors import VfxInsertError
 from .fsutil import file_identity, sweep_stale_temps
+from .outputs import FrameResult, StageReport, frame_error
 
-
-def frame_path(folder: Path, name: str, frame: int) -> Path:
-    """``folder/name.####.exr`` with the plate's frame number: 4 digits, more when needed, and a minus
-    sign counted in the width as printf and Nuke do (-1 -> ``-001``), so ``####`` reads it back."""
-    return folder / f"{name}.{frame:04d}.exr"
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    frame: int
-    path: Path | None = None
-    error: str | None = None
-    skipped: bool = False
-    held_from: int | None = None
-    nonfinite: int = 0
-
-
-@dataclass(frozen=True)
-class StageReport:
-    stage: str
-    results: tuple[FrameResult, ...]
-
-    @property
-    def failed(self) -> tuple[FrameResult, ...]:
-        return tuple(r for r in self.results if r.error)
+if TYPE_CHECKING:
+    from .shot import ShotContext
 
 
 def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
@@ -59,24 +34,24 @@ def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
 
 
 def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None = None,
-           frames: list[int] | None = None) -> StageReport:
+           frames: list[int] | None = None, context: ShotContext | None = None) -> StageReport:
     """Convert the plate frames of ``shot`` (all, or ``frames``) into the working space; see the module docstring."""
-    from .camera import frame_camera, read_chan
     from .exr import FrameMetadata, stored_inputs_hash, write_exr
     from .plates import open_plate
+    from .shot import ShotContext
 
     p = shot.plate
+    context = context or ShotContext(shot)
     pipeline = shot.color_pipeline()
-    out_dir = shot.output.dir / "plate"
-    sweep_stale_temps(out_dir)   # what killed writers left behind
-    track = read_chan(shot.camera.track) if shot.camera.track else None
+    sweep_stale_temps(shot.output.dir / "plate")   # what killed writers left behind
+    _ = context.track   # read the camera track now: a bad track file stops the shot, not each frame
     results = []
     with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,
                     missing=p.missing_frames) as plate:
         todo = list(plate.frames) if frames is None else [f for f in plate.frames if f in set(frames)]
         total = len(todo)
         for frame in todo:
-            out = frame_path(out_dir, shot.name, frame)
+            out = context.plate_file(frame)
             try:
                 source = plate.source_path(frame)
                 digest = plate_frame_hash(shot, source, pipeline.cache_id)
@@ -87,9 +62,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
                     rgb = pipeline.to_working(image.rgb, p.colorspace)
                     h, w = rgb.shape[:2]
                     (x0, y0), (x1, y1) = image.display_window
-                    c2w, intr = frame_camera(shot.camera.focal_length_mm, shot.camera.filmback_mm,
-                                             shot.camera.cam_to_world, track, frame, x1 - x0 + 1, y1 - y0 + 1,
-                                             image.pixel_aspect)
+                    c2w, intr = context.camera(frame, x1 - x0 + 1, y1 - y0 + 1, image.pixel_aspect)
                     meta = FrameMetadata(shot=shot.name, frame=frame, working_space=pipeline.working_space,
                                          ocio_config=pipeline.config_name, ocio_cache_id=pipeline.cache_id,
                                          plate_colorspace=p.colorspace, plate_path=source,
@@ -102,8 +75,8 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
                               precision=shot.output.precision, compression=shot.output.compression,
                               attributes=meta.to_attributes())
                     result = FrameResult(frame, out, held_from=image.held_from, nonfinite=image.nonfinite)
-            except VfxInsertError as exc:
-                result = FrameResult(frame, error=exc.line())
+            except Exception as exc:  # any failure of one frame: record it, go on with the rest of the shot
+                result = FrameResult(frame, error=frame_error(exc))
             results.append(result)
             if on_frame:
                 on_frame(result, total)

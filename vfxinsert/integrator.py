@@ -26,7 +26,10 @@ import mitsuba as mi
 # A private path in Mitsuba 3.9.1 (mi.ad does not export it): mitsuba is pinned to 3.9.1 for this.
 from mitsuba.python.ad.integrators.common import RBIntegrator, mis_weight
 
-from .scene import AOV_NAMES, PLANE_ID
+AOV_NAMES = ["pw.R", "pw.G", "pw.B", "pu.R", "pu.G", "pu.B", "plane.A"]
+"""The AOVs: ground radiance with (pw) and without (pu) the object, ground coverage."""
+PLANE_ID = "ground"
+"""Shape id of the proxy ground plane (scene.py names the plane with it)."""
 
 
 class ShadowCatcher(RBIntegrator):
@@ -156,7 +159,6 @@ class ShadowCatcher(RBIntegrator):
 
     def to_string(self):
         return f"ShadowCatcher[max_depth={self.max_depth}, plane_id={self.plane_id!r}]"
-
 
 
 mi.register_integrator("vfx_shadow_catcher", lambda props: ShadowCatcher(props))

@@ -35,7 +35,7 @@ from .config import ShotConfig
 from .errors import OutputError
 from .exr import LAYER_FORMULA
 from .fsutil import atomic_write_text
-from .ingest import frame_path
+from .outputs import insert_path
 
 KnobValue = Union[str, bool, int, float, tuple[float, ...]]
 """A knob value: text (quoted when needed), a boolean (``true``/``false``), a number, or a tuple of
@@ -316,12 +316,12 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
     where = str(script_path)
     present, first, last = _frame_span(frames, where)
     for frame in present:
-        layers = frame_path(shot.output.dir, shot.name, frame)
+        layers = insert_path(shot, frame)
         if not layers.is_file():
             raise OutputError(f"frame {frame} has no layers EXR", where=str(layers),
                               fix="run the render stage for that frame first, or leave it out of frames")
     gaps = sorted(set(range(first, last + 1)) - set(present))
-    fmt = _frame_format(frame_path(shot.output.dir, shot.name, first))
+    fmt = _frame_format(insert_path(shot, first))
     pipeline = shot.color_pipeline()
     working = pipeline.canonical(shot.color.working_space, f"{shot.path} [color] working_space")
     plate_cs = pipeline.canonical(shot.plate.colorspace, f"{shot.path} [plate] colorspace")

@@ -21,7 +21,7 @@ def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = No
 
     from .exr import read_layers
     from .fsutil import atomic_output
-    from .ingest import frame_path
+    from .outputs import insert_path
 
     if not frames:
         raise OutputError("no rendered frame to preview", where=str(shot.output.dir), fix="render the shot first")
@@ -33,7 +33,7 @@ def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = No
         try:
             stream = None
             for frame in frames:
-                layers, _ = read_layers(frame_path(shot.output.dir, shot.name, frame))
+                layers, _ = read_layers(insert_path(shot, frame))
                 comp = np.stack([layers[f"comp.{c}"] for c in "RGB"], axis=-1)
                 display = np.clip(pipeline.to_display(np.ascontiguousarray(comp)), 0.0, 1.0)
                 h, w = display.shape[:2]

@@ -24,7 +24,7 @@ import numpy as np
 from .config import ShotConfig
 from .errors import OutputError
 from .fsutil import atomic_write_bytes, atomic_write_text
-from .ingest import StageReport, frame_path
+from .outputs import StageReport, insert_path, working_plate_path
 
 #: Widest preview written for a frame (plates are 2-4k wide; the report only needs to be looked at).
 MAX_PREVIEW_WIDTH_PX = 960
@@ -105,7 +105,7 @@ def write_report(shot: ShotConfig, *, frame_results: Sequence[StageReport], timi
     curves = tone_curves(tone, where) if tone is not None else []
     failed = {r.frame for report in frame_results for r in report.results if r.error}
     mentioned = {r.frame for report in frame_results for r in report.results}
-    rendered = sorted(f for f in mentioned - failed if frame_path(shot.output.dir, shot.name, f).is_file())
+    rendered = sorted(f for f in mentioned - failed if insert_path(shot, f).is_file())
 
     previews = [_write_frame_previews(shot, pipeline, frame, folder) for frame in sample_frames(rendered)]
     contact = _write_contact_sheet(shot, pipeline, rendered, folder / "contact.png") if rendered else None
@@ -170,7 +170,7 @@ def _display8(pipeline, rgb_linear: np.ndarray) -> np.ndarray:
 def _write_frame_previews(shot: ShotConfig, pipeline, frame: int, folder: Path) -> FramePreview:
     from .exr import channels_in_display, read_layers
 
-    source = frame_path(shot.output.dir, shot.name, frame)
+    source = insert_path(shot, frame)
     layers, header = read_layers(source)
     rgba = channels_in_display(layers, header, ("R", "G", "B", "A"), str(source))
     views = {
@@ -178,7 +178,7 @@ def _write_frame_previews(shot: ShotConfig, pipeline, frame: int, folder: Path) 
         "object": rgba[..., :3] + (1.0 - rgba[..., 3:]) * GREY_LINEAR,
         "shadow": channels_in_display(layers, header, ("shadow.R", "shadow.G", "shadow.B"), str(source)),
     }
-    plate_file = frame_path(shot.output.dir / "plate", shot.name, frame)
+    plate_file = working_plate_path(shot, frame)
     if plate_file.is_file():
         plate_layers, plate_header = read_layers(plate_file)
         views["plate"] = channels_in_display(plate_layers, plate_header, ("R", "G", "B"), str(plate_file))
@@ -199,7 +199,7 @@ def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path
         frames = [frames[i] for i in np.linspace(0, len(frames) - 1, CONTACT_MAX_FRAMES).round().astype(int)]
     thumbs = []
     for frame in frames:
-        source = frame_path(shot.output.dir, shot.name, frame)
+        source = insert_path(shot, frame)
         layers, header = read_layers(source)
         comp = channels_in_display(layers, header, ("comp.R", "comp.G", "comp.B"), str(source))
         thumbs.append((frame, _display8(pipeline, _resize_linear(comp, CONTACT_THUMB_WIDTH_PX))))
@@ -222,7 +222,7 @@ def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path
 def _write_lighting(path: Path, pipeline, out: Path) -> str:
     """``lighting.exr`` exposed so its mean luminance is mid grey, Reinhard-compressed, then displayed."""
     from .exr import channels_in_display, read_layers
-    from .lighting import RGB_LUMINANCE
+    from .color import RGB_LUMINANCE
 
     layers, header = read_layers(path)
     env = np.maximum(channels_in_display(layers, header, ("R", "G", "B"), str(path)), 0.0)

@@ -7,85 +7,18 @@ mitsuba-notes section 2). Geometry is never optimised, so object transforms are 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .assets import load_trimesh, object_to_world
-from .config import AssetConfig
-from .errors import MeshError, VfxInsertError
+from .errors import RenderError
 
-#: The shadow catcher's AOVs: ground radiance with (pw) and without (pu) the object, ground coverage.
-AOV_NAMES = ["pw.R", "pw.G", "pw.B", "pu.R", "pu.G", "pu.B", "plane.A"]
-#: Shape id of the proxy ground plane.
-PLANE_ID = "ground"
-#: Channels of a render, in order: premultiplied object RGB, object alpha, then the integrator's AOVs.
-LAYER_CHANNELS = ["R", "G", "B", "A"] + AOV_NAMES
+if TYPE_CHECKING:
+    from .assets import MeshPart
+
 # Mitsuba's camera space is +X left, +Y up, +Z forward; OpenGL's is +X right, +Y up, looking down -Z.
 _GL_TO_MITSUBA = np.diag([-1.0, 1.0, -1.0, 1.0])
-
-
-@dataclass(frozen=True)
-class MeshPart:
-    """One triangle mesh in world space with a principled material (a GLB may give several)."""
-
-    name: str
-    vertices: np.ndarray                  # (N, 3) float, world space
-    faces: np.ndarray                     # (M, 3) int
-    normals: np.ndarray | None            # (N, 3) world space, or None: Mitsuba recomputes smooth normals
-    uvs: np.ndarray | None                # (N, 2)
-    base_color: tuple[float, float, float]
-    roughness: float
-    metallic: float
-    base_color_texture: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) linear, factor applied
-    bsdf: dict | None = None  # a Mitsuba BSDF dict that replaces the principled material (tests, special assets)
-
-
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def load_asset_parts(asset: AssetConfig, index: int) -> list[MeshPart]:
-    """The asset's meshes in world space (world = T * R * S), with the shot's or the GLB's material."""
-    import trimesh
-
-    m = object_to_world(asset.position_m, asset.rotation_deg, asset.scale)
-    normal_m = np.linalg.inv(m[:3, :3]).T
-    mat = asset.material
-    if asset.mesh.suffix.lower() == ".glb":
-        try:
-            loaded = trimesh.load(str(asset.mesh), process=False)
-        except Exception as exc:  # trimesh raises many unrelated types for corrupt files
-            raise MeshError(f"cannot load glTF: {exc}", where=str(asset.mesh), fix="re-export it as .glb") from exc
-        geoms = loaded.dump(concatenate=False) if isinstance(loaded, trimesh.Scene) else [loaded]
-    else:
-        geoms = [load_trimesh(asset.mesh)]
-    parts = []
-    for k, g in enumerate(geoms):
-        if len(g.faces) == 0:
-            continue
-        v = g.vertices @ m[:3, :3].T + m[:3, 3]
-        normals = uvs = texture = None
-        color, rough, metal = mat.base_color, mat.roughness, mat.metallic
-        if asset.mesh.suffix.lower() == ".glb":  # glTF carries authored normals; OBJ/PLY: Mitsuba smooths
-            n = np.asarray(g.vertex_normals) @ normal_m.T
-            normals = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        material = getattr(g.visual, "material", None)
-        if isinstance(material, trimesh.visual.material.PBRMaterial):
-            # glTF materials win over the shot's defaults (the asset was authored with them).
-            factor = np.ones(3) if material.baseColorFactor is None else np.asarray(material.baseColorFactor[:3]) / 255.0
-            color = tuple(float(c) for c in factor)
-            rough = 1.0 if material.roughnessFactor is None else float(material.roughnessFactor)
-            metal = 1.0 if material.metallicFactor is None else float(material.metallicFactor)
-            if material.baseColorTexture is not None and getattr(g.visual, "uv", None) is not None:
-                tex = np.asarray(material.baseColorTexture.convert("RGB"), np.float32) / 255.0
-                texture = (_srgb_to_linear(tex) * factor).astype(np.float32)
-                uvs = np.asarray(g.visual.uv, np.float32)
-        parts.append(MeshPart(f"asset{index}_{k}", v, np.asarray(g.faces, np.int64), normals, uvs,
-                              tuple(float(c) for c in color), rough, metal, texture))
-    if not parts:
-        raise MeshError("no triangles in the asset", where=str(asset.mesh), fix="export the geometry as triangles")
-    return parts
 
 
 @dataclass(frozen=True)
@@ -169,7 +102,7 @@ class InsertScene:
                                                      mi.Bitmap(np.ones((self.env_height, 2 * self.env_height, 3),
                                                                        np.float32))))
             except Exception as exc:  # Mitsuba raises RuntimeError with its own text
-                raise VfxInsertError(f"Mitsuba could not build the scene: {exc}", where="scene") from exc
+                raise RenderError(f"Mitsuba could not build the scene: {exc}", where="scene") from exc
             params = mi.traverse(scene)
 
             @dr.wrap(source="torch", target="drjit")
@@ -185,6 +118,8 @@ class InsertScene:
 
     def scene_dict(self, integrator: dict, env_bitmap, *, with_object: bool = True, with_ground: bool = True) -> dict:
         """The Mitsuba scene description; tests and benchmarks build stock reference scenes from it."""
+        from .integrator import PLANE_ID
+
         mi = self._mi
         w, h = self.view.film_size
         sensor = {"type": "perspective", "fov_axis": "x", **_sensor_fields(self.view),
@@ -237,7 +172,8 @@ class InsertScene:
     def set_view(self, view: View) -> None:
         """Move the camera / change the window without reloading (film size must stay the same)."""
         if view.film_size != self.view.film_size:
-            raise ValueError(f"film size {view.film_size} differs from the scene's {self.view.film_size}")
+            raise RenderError(f"film size {view.film_size} differs from the scene's {self.view.film_size}",
+                              where="scene view", fix="give every view of one scene the same film size")
         self.view = view
         for _, params, _ in self._slots.values():
             self._apply_view(params, view)
@@ -261,7 +197,7 @@ class InsertScene:
         return "cuda" if self._mi.variant().startswith("cuda") else "cpu"
 
     def render(self, seed: int, spp: int) -> np.ndarray:
-        """(H, W, 11) layers (LAYER_CHANNELS) with the current environment, as numpy."""
+        """(H, W, 11) layers (integrator.py: R, G, B, A, then its AOVs) with the current environment, as numpy."""
         import drjit as dr
 
         with dr.suspend_grad():
@@ -273,20 +209,3 @@ class InsertScene:
         Renders whose gradients meet in one ``backward()`` with different envs need different slots.
         """
         return self._slot(slot)[2](env, seed, spp)
-
-
-def composite(layers, plate, eps: float = 1e-8):
-    """Split layers into (object_rgb, alpha, shadow_ratio, comp); works on numpy arrays and torch tensors.
-
-    ``shadow = pw / pu`` where the ground was seen (pu > eps), else exactly 1, and
-    ``comp = rgb + (1 - A) * plate * shadow`` (architecture.md).
-    """
-    rgb, alpha = layers[..., 0:3], layers[..., 3:4]
-    pw, pu = layers[..., 4:7], layers[..., 7:10]
-    if isinstance(layers, np.ndarray):
-        shadow = np.where(pu > eps, pw / np.maximum(pu, eps), 1.0).astype(layers.dtype)
-    else:
-        import torch
-
-        shadow = torch.where(pu > eps, pw / pu.clamp_min(eps), torch.ones_like(pu))
-    return rgb, alpha, shadow, rgb + (1.0 - alpha) * plate * shadow

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Iterable, Literal
 
 from .config import ShotConfig
 from .errors import VfxInsertError
-from .ingest import frame_path, plate_frame_hash
+from .ingest import plate_frame_hash
+from .outputs import insert_path, working_plate_path
 
 if TYPE_CHECKING:
-    from .render import Environment
+    from .lighting.environment import Environment
 
 LightingState = Literal["solved", "stale", "missing"]
 
@@ -101,17 +102,14 @@ def shot_status(shot: ShotConfig) -> ShotStatus:
                 plate_hashes[frame] = plate_frame_hash(shot, plate.source_path(frame), pipeline.cache_id)
             except VfxInsertError:  # no source for this frame: the plate stage would fail it
                 plate_hashes[frame] = None
-    plate_dir = shot.output.dir / "plate"
-    plate_status = _stage_status("plate", {f: (frame_path(plate_dir, shot.name, f), h)
-                                           for f, h in plate_hashes.items()})
+    plate_status = _stage_status("plate", {f: (working_plate_path(shot, f), h) for f, h in plate_hashes.items()})
     lighting, env = _lighting_status(shot, plate_status.done)
     if env is None:  # renders depend on the solved lighting: without it, existing ones count as stale
         render_hashes: dict[int, str | None] = dict.fromkeys(frames)
     else:
         settings = render_settings(shot, env, read_chan(shot.camera.track) if shot.camera.track else None)
         render_hashes = {f: None if h is None else render_frame_hash(settings, f, h) for f, h in plate_hashes.items()}
-    render_status = _stage_status("render", {f: (frame_path(shot.output.dir, shot.name, f), h)
-                                             for f, h in render_hashes.items()})
+    render_status = _stage_status("render", {f: (insert_path(shot, f), h) for f, h in render_hashes.items()})
     if env is None and render_status.stale:
         render_status = replace(render_status, note="the lighting is not solved, so these cannot be checked")
     return ShotStatus(shot.name, shot.path, shot.output.dir, tuple(frames), plate_status, lighting, render_status)
@@ -138,15 +136,15 @@ def _lighting_status(shot: ShotConfig, plates: tuple[int, ...]) -> tuple[Lightin
     ``plates``: the frames whose plate-stage output is up to date, i.e. what a run would solve from.
     """
     # The lighting stage's own inputs hash, so that "solved" means what the stage means by up to date.
-    from .pipeline import lighting_inputs_hash, load_environment
+    from .lighting.environment import lighting_inputs_hash, load_environment
 
     try:
         env = load_environment(shot)
     except VfxInsertError:
         return LightingStatus("missing"), None
     digest = lighting_inputs_hash(shot, list(plates))
-    state: LightingState = "solved" if env.description.get("inputs_hash") == digest else "stale"
-    return LightingStatus(state, env.description.get("source")), env
+    state: LightingState = "solved" if env.inputs_hash == digest else "stale"
+    return LightingStatus(state, env.source), env
 
 
 def format_frames(frames: Iterable[int]) -> str:

@@ -1,5 +1,8 @@
-"""Initial lighting: SG fitting, the plate projected onto the sphere, a sun + sky model.
+"""Initial lighting, one function per ``[lighting] init`` (``INITIALISATIONS``), and their tools.
 
+- ``initial_lighting``: the initialisation the shot asks for, dispatched through ``INITIALISATIONS``
+  (a new init is one function with the same signature plus one line there, and its name in
+  ``config.LightingConfig.init``).
 - ``fit_sg``: fit K spherical Gaussians to a lat-long map (solid-angle weighted, in log space so both
   a sun and a dim sky matter), from lobes seeded at the brightest texels and a Fibonacci spread.
 - ``plate_latlong``: the plate's pixels projected onto the sphere through the calibrated camera; the
@@ -9,11 +12,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .lighting import RGB_LUMINANCE, SGLobes
+from ..color import RGB_LUMINANCE
 from .panorama import texel_directions, texel_solid_angles
+from .sg import SGLobes
+
+if TYPE_CHECKING:
+    from ..shot import ShotContext
 
 
 def fibonacci_directions(count: int) -> np.ndarray:
@@ -132,7 +140,7 @@ def push_pull_fill(latlong: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def plate_latlong(plate_rgb: np.ndarray, cam_to_world: np.ndarray, intrinsics, height: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(lat-long map, seen mask): the working-space plate projected onto the sphere, the rest filled."""
-    from .camera import project_to_pixels
+    from ..camera import project_to_pixels
 
     dirs = texel_directions(height, 2 * height)
     pts = dirs.reshape(-1, 3) * 1e4 + np.asarray(cam_to_world)[:3, 3]
@@ -159,18 +167,38 @@ def sky_lobes(sun_direction, sun_rgb=(270.0, 255.0, 230.0), sky_rgb=(0.35, 0.45,
                    np.array([sun_rgb, sky_rgb, ground_rgb], float))
 
 
-def angular_error_deg(a, b) -> float:
-    """Angle between two directions in degrees."""
-    a = np.asarray(a, float) / np.linalg.norm(a)
-    b = np.asarray(b, float) / np.linalg.norm(b)
-    return math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))
+# --------------------------------------------------------------------------------------------------
+# The initialisations of [lighting] init. Each takes the shot context and the frames available to the
+# solve, and returns SG lobes (optimised as TwoMapSG) or an HDRI lat-long (refined by HDRIRefine).
 
 
-def dominant_direction_latlong(latlong: np.ndarray) -> np.ndarray:
-    """Direction of the brightest (solid-angle weighted, lightly blurred) part of a lat-long map."""
-    h, w = latlong.shape[:2]
-    lum = latlong @ np.array(RGB_LUMINANCE) * texel_solid_angles(h, w)
-    lum = sum(np.roll(np.roll(lum, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    y, x = np.unravel_index(int(np.argmax(lum)), lum.shape)
-    return texel_directions(h, w)[y, x]
+def init_from_plate(context: ShotContext, frames: list[int]) -> SGLobes:
+    """``init = "plate"``: the first frame's plate projected onto the sphere, the rest filled, SG-fitted."""
+    plate = context.plate(frames[0])
+    latlong, _ = plate_latlong(plate.rgb, plate.cam_to_world, plate.intrinsics, height=64)
+    return fit_sg(latlong, lobes=context.shot.lighting.lobes)
 
+
+def init_from_sky(context: ShotContext, frames: list[int]) -> SGLobes:
+    """``init = "sky"``: a sun lobe along ``[lighting] sun_direction`` plus a sky fill and a ground bounce."""
+    return sky_lobes(context.shot.lighting.sun_direction)
+
+
+def init_from_hdri(context: ShotContext, frames: list[int]) -> np.ndarray:
+    """``init = "hdri"``: the on-set HDRI itself (refined in rotation / exposure / white balance)."""
+    from ..plates import read_image
+
+    return read_image(context.shot.lighting.hdri).rgb
+
+
+INITIALISATIONS: dict[str, Callable[[ShotContext, list[int]], SGLobes | np.ndarray]] = {
+    "plate": init_from_plate,
+    "hdri": init_from_hdri,
+    "sky": init_from_sky,
+}
+"""``[lighting] init`` -> its initialisation."""
+
+
+def initial_lighting(context: ShotContext, frames: list[int]) -> SGLobes | np.ndarray:
+    """The initial lighting of the shot's ``[lighting] init`` (see INITIALISATIONS)."""
+    return INITIALISATIONS[context.shot.lighting.init](context, frames)

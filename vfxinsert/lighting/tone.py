@@ -121,33 +121,97 @@ class ToneCurves:
                 getattr(self, k).copy_(torch.tensor(v, dtype=torch.float32))
 
 
+FG_SAMPLES_LOG2 = np.linspace(-10.0, 6.0, 33)
+"""Where tone.json samples T_fg (log2 radiance)."""
+SH_SAMPLES = np.linspace(0.0, 1.5, 31)
+"""Where tone.json samples T_sh (shadow ratio)."""
+_TONE_JSON_NOTE = ("T_fg maps object radiance to the plate's response (log2 in, log2 out, per channel); "
+                   "T_sh maps the shadow ratio (T_sh(1) = 1). comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)")
+
+
 @dataclass(frozen=True)
-class ToneExport:
-    """What tone.json records for one frame: the curves sampled on their knots, plus exposure."""
+class FrameTone:
+    """What tone.json records for one keyframe: its curves sampled at FG_SAMPLES_LOG2 / SH_SAMPLES."""
 
     frame: int
-    exposure_log2: list
-    fg: dict
-    sh: dict
+    exposure_log2: list[float]
+    """T_fg's exposure offset per channel (stops)."""
+    fg_log2_out: list[list[float]]
+    """Per channel: log2 T_fg(2 ** x) at x = FG_SAMPLES_LOG2."""
+    sh_out: list[list[float]]
+    """Per channel: T_sh(r) at r = SH_SAMPLES."""
+
+    def to_json(self) -> dict:
+        return {"frame": self.frame, "exposure_log2": self.exposure_log2,
+                "fg": {"log2_in": FG_SAMPLES_LOG2.tolist(), "log2_out": self.fg_log2_out},
+                "sh": {"ratio_in": SH_SAMPLES.tolist(), "out": self.sh_out}}
 
 
-def export_curves(curves: ToneCurves, frames: list[int]) -> dict:
-    """tone.json: per frame, T_fg sampled on log2 radiance and T_sh on the ratio (plain numbers)."""
+@dataclass(frozen=True)
+class ToneExport:
+    """The solved per-keyframe tone curves: the lighting stage's hand-off to the renders and tone.json."""
+
+    frames: tuple[FrameTone, ...]
+    """One entry per keyframe, in frame order."""
+    state: dict[str, list]
+    """The raw parameters (``ToneCurves.state()``: a leading keyframe axis), from which the renders
+    rebuild the curves of any frame (:func:`tone_for_frame`)."""
+
+    @classmethod
+    def from_curves(cls, curves: ToneCurves, frames: list[int]) -> ToneExport:
+        """The export of ``curves`` (one curve pair per keyframe, ``frames`` in the same order)."""
+        import torch
+
+        radiance = torch.tensor(np.exp2(FG_SAMPLES_LOG2), dtype=torch.float32)[:, None].expand(-1, 3)
+        ratio = torch.tensor(SH_SAMPLES, dtype=torch.float32)[:, None].expand(-1, 3)
+        with torch.no_grad():
+            sampled = tuple(FrameTone(int(frame), curves.exposure_log2[i].tolist(),
+                                      torch.log2(curves.fg(radiance, i) + EPS).T.tolist(),
+                                      curves.sh(ratio, i).T.tolist()) for i, frame in enumerate(frames))
+        return cls(sampled, curves.state())
+
+    def to_json(self) -> dict:
+        """tone.json: per frame, T_fg sampled on log2 radiance and T_sh on the ratio, plus the raw state."""
+        return {"description": _TONE_JSON_NOTE, "frames": [f.to_json() for f in self.frames], "state": self.state}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> ToneExport:
+        """The inverse of :meth:`to_json` (the environment cache stores tone.json's document)."""
+        return cls(tuple(FrameTone(f["frame"], f["exposure_log2"], f["fg"]["log2_out"], f["sh"]["out"])
+                         for f in doc["frames"]), doc["state"])
+
+
+def tone_for_frame(tone: ToneExport | None, frame: int) -> ToneCurves | None:
+    """A one-frame ToneCurves for ``frame``: its own curves, or interpolated between the keyframes'."""
+    if tone is None:
+        return None
+    keys = [f.frame for f in tone.frames]
+    state = {k: np.asarray(v, np.float32) for k, v in tone.state.items()}
+    i = int(np.clip(np.searchsorted(keys, frame), 1, max(len(keys) - 1, 1)))
+    if len(keys) == 1 or frame <= keys[0]:
+        params = {k: v[0] for k, v in state.items()}
+    elif frame >= keys[-1]:
+        params = {k: v[-1] for k, v in state.items()}
+    else:
+        t = (frame - keys[i - 1]) / (keys[i] - keys[i - 1])
+        params = {k: (1 - t) * v[i - 1] + t * v[i] for k, v in state.items()}
+    curves = ToneCurves(1)
+    curves.load_state({k: v[None].tolist() for k, v in params.items()})
+    return curves
+
+
+def apply_tone(tone: ToneExport | None, frame: int, rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray):
+    """The frame's tone curves on the layers: object ``T_fg(rgb / A) * A``, shadow ``T_sh(ratio)``.
+
+    ``T_sh(1) = 1`` exactly, so the plate stays untouched where the shadow ratio is 1.
+    """
+    curves = tone_for_frame(tone, frame)
+    if curves is None:
+        return rgb, shadow
     import torch
 
-    xs_fg = np.linspace(-10.0, 6.0, 33)
-    xs_sh = np.linspace(0.0, 1.5, 31)
-    out = {"description": "T_fg maps object radiance to the plate's response (log2 in, log2 out, per channel); "
-                          "T_sh maps the shadow ratio (T_sh(1) = 1). comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)",
-           "frames": [], "state": curves.state()}
     with torch.no_grad():
-        for i, frame in enumerate(frames):
-            radiance = torch.tensor(np.exp2(xs_fg), dtype=torch.float32)[:, None].expand(-1, 3)
-            ratio = torch.tensor(xs_sh, dtype=torch.float32)[:, None].expand(-1, 3)
-            out["frames"].append({
-                "frame": int(frame),
-                "exposure_log2": curves.exposure_log2[i].tolist(),
-                "fg": {"log2_in": xs_fg.tolist(), "log2_out": torch.log2(curves.fg(radiance, i) + EPS).T.tolist()},
-                "sh": {"ratio_in": xs_sh.tolist(), "out": curves.sh(ratio, i).T.tolist()},
-            })
-    return out
+        a = torch.from_numpy(np.ascontiguousarray(alpha))
+        radiance = torch.from_numpy(np.ascontiguousarray(rgb)) / a.clamp_min(1e-6)
+        toned = torch.where(a > 0, curves.fg(radiance, 0) * a, torch.zeros_like(radiance))
+        return toned.numpy().astype(np.float32), curves.sh(torch.from_numpy(np.ascontiguousarray(shadow)), 0).numpy()

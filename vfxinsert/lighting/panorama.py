@@ -5,6 +5,12 @@ u = 0.25 faces +X (Mitsuba 3's envmap convention). A texel (x, y) of a W x H map
 u = (x + 0.5) / W, v = (y + 0.5) / H, and direction d = (sin t sin p, cos t, -sin t cos p) with
 p = 2 pi u, t = pi v. ``rotate_y_deg`` turns the map about +Y by the right-hand rule: a direction d of
 the map appears at Ry(angle) d in the world (+90 turns +Z to +X).
+
+Mitsuba 3.9.1's envmap stores its data differently: (H, W + 2, 3) with halo columns, real column x at
+storage x + 1, u = (x + 0.5) / W and v = y / (H - 1) (row 0 exactly at the zenith; mitsuba-notes
+section 3). Environment data for Mitsuba is therefore always evaluated at Mitsuba's own texel
+directions (``mitsuba_env_directions``), so the light it renders is the SG function (or the HDRI)
+itself, not a half-texel-shifted copy.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import numpy as np
 
 def rotation_y(angle_deg: float) -> np.ndarray:
     """3x3 right-handed rotation about +Y (column vectors): +90 deg takes +Z to +X."""
-    from .camera import axis_rotation
+    from ..rotation import axis_rotation
 
     return axis_rotation("y", angle_deg)
 
@@ -91,3 +97,31 @@ def perspective_view(latlong: np.ndarray, cam_to_world: np.ndarray, fov_x_deg: f
     img = sample_bilinear(latlong.astype(np.float32), dirs, rotate_y_deg)
     s = supersample
     return img.reshape(height, s, width, s, -1).mean(axis=(1, 3)).astype(np.float32)
+
+
+def mitsuba_env_directions(height: int, width: int) -> np.ndarray:
+    """(H, W + 2, 3) world directions of the texels of Mitsuba's envmap data, halos included."""
+    u = (np.arange(-1, width + 1) + 0.5) / width
+    v = np.arange(height) / (height - 1)
+    uu, vv = np.meshgrid(u, v)
+    return uv_to_direction(uu, vv)
+
+
+def box_downsample(latlong: np.ndarray, height: int) -> np.ndarray:
+    """Box-filter a lat-long down to about ``2 * height`` rows (integer factor), preserving its energy.
+
+    Point-sampling a 1k HDRI at 64 rows would hit or miss a one-texel sun depending on the rotation.
+    """
+    f = latlong.shape[0] // (2 * height)
+    if f <= 1:
+        return latlong.astype(np.float32)
+    h, w = latlong.shape[0] // f, latlong.shape[1] // f
+    return latlong[: h * f, : w * f].reshape(h, f, w, f, -1).mean(axis=(1, 3)).astype(np.float32)
+
+
+def hdri_to_mitsuba_env(latlong: np.ndarray, height: int | None = None, rotate_y_deg: float = 0.0) -> np.ndarray:
+    """Resample a lat-long HDRI (project convention) onto Mitsuba's envmap texels, rotated about +Y
+    (box-filtered first when it has many more rows than the target)."""
+    h = height or latlong.shape[0]
+    dirs = mitsuba_env_directions(h, 2 * h)
+    return sample_bilinear(box_downsample(latlong, h), dirs, rotate_y_deg).astype(np.float32)

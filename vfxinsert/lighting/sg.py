@@ -1,57 +1,20 @@
-"""Lighting: spherical-Gaussian lobes (torch parameters) and lat-long environment maps.
+"""Spherical-Gaussian lobes: plain (numpy) and as torch parameters, rasterised to environment maps.
 
 SG lobe (DiPIR, after Wang et al.): ``G(v) = c * exp(lambda * (dot(v, mu) - 1))`` with RGB amplitude
 c > 0, unit axis mu and sharpness lambda > 0. Free parameters: an unnormalised axis, log sharpness and
 log amplitude, so any step keeps the lobe valid.
 
-Two texel layouts meet here:
-- files (HDRIs in, ``lighting.exr`` out) use the project's lat-long convention (panorama.py: texel
-  centres at u = (x + 0.5) / W, v = (y + 0.5) / H);
-- Mitsuba 3.9.1's envmap stores (H, W + 2, 3) with halo columns, real column x at storage x + 1,
-  u = (x + 0.5) / W and v = y / (H - 1) (row 0 exactly at the zenith; mitsuba-notes section 3).
-Environment data for Mitsuba is therefore always evaluated at Mitsuba's own texel directions, so the
-light it renders is the SG function (or the HDRI) itself, not a half-texel-shifted copy.
+The texel layouts they are rasterised to (files vs Mitsuba's envmap) are panorama.py's.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .panorama import sample_bilinear, texel_directions, texel_solid_angles, uv_to_direction
-
-RGB_LUMINANCE = (0.2126, 0.7152, 0.0722)  # Rec.709 / working space
-
-
-def mitsuba_env_directions(height: int, width: int) -> np.ndarray:
-    """(H, W + 2, 3) world directions of the texels of Mitsuba's envmap data, halos included."""
-    u = (np.arange(-1, width + 1) + 0.5) / width
-    v = np.arange(height) / (height - 1)
-    uu, vv = np.meshgrid(u, v)
-    return uv_to_direction(uu, vv)
-
-
-def box_downsample(latlong: np.ndarray, height: int) -> np.ndarray:
-    """Box-filter a lat-long down to about ``2 * height`` rows (integer factor), preserving its energy.
-
-    Point-sampling a 1k HDRI at 64 rows would hit or miss a one-texel sun depending on the rotation.
-    """
-    f = latlong.shape[0] // (2 * height)
-    if f <= 1:
-        return latlong.astype(np.float32)
-    h, w = latlong.shape[0] // f, latlong.shape[1] // f
-    return latlong[: h * f, : w * f].reshape(h, f, w, f, -1).mean(axis=(1, 3)).astype(np.float32)
-
-
-def hdri_to_mitsuba_env(latlong: np.ndarray, height: int | None = None, rotate_y_deg: float = 0.0) -> np.ndarray:
-    """Resample a lat-long HDRI (project convention) onto Mitsuba's envmap texels, rotated about +Y
-    (box-filtered first when it has many more rows than the target)."""
-    h = height or latlong.shape[0]
-    dirs = mitsuba_env_directions(h, 2 * h)
-    return sample_bilinear(box_downsample(latlong, h), dirs, rotate_y_deg).astype(np.float32)
+from ..color import RGB_LUMINANCE
+from .panorama import mitsuba_env_directions, texel_directions
 
 
 @dataclass(frozen=True)
@@ -105,27 +68,6 @@ def sg_irradiance_closed_form(axis, sharpness: float, amplitude, normal) -> np.n
 def latlong_from_lobes(lobes: SGLobes, height: int = 256) -> np.ndarray:
     """A (H, 2H, 3) lat-long (project convention) of the lobes, for lighting.exr."""
     return lobes.radiance(texel_directions(height, 2 * height)).astype(np.float32)
-
-
-def write_lighting(folder: Path, latlong: np.ndarray, lobes: SGLobes | None, meta: dict) -> tuple[Path, Path]:
-    """Export ``lighting.exr`` (lat-long, float, the convention above) and ``lighting.json``."""
-    from .exr import write_exr
-    from .fsutil import atomic_write_text
-
-    folder = Path(folder)
-    exr = folder / "lighting.exr"
-    write_exr(exr, {"R": latlong[..., 0], "G": latlong[..., 1], "B": latlong[..., 2]}, precision="float",
-              compression="zip", attributes={"envmap": 1, "comments": "lat-long, +Y up, row 0 = zenith, centre "
-                                             "column faces +Z, u = 0.25 faces +X (Mitsuba envmap convention)"})
-    doc = dict(meta)
-    doc["latlong"] = {"file": exr.name, "width": int(latlong.shape[1]), "height": int(latlong.shape[0]),
-                      "convention": "+Y up, row 0 zenith, centre column +Z, u=0.25 +X, texel centres"}
-    doc["sg"] = lobes.to_json() if lobes is not None else None
-    solid = texel_solid_angles(*latlong.shape[:2])
-    doc["mean_radiance_rgb"] = [float(x) for x in (latlong * solid[..., None]).sum((0, 1)) / (4 * math.pi)]
-    js = folder / "lighting.json"
-    atomic_write_text(js, json.dumps(doc, indent=2))
-    return exr, js
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+"""The lighting and tone optimisation loop (DiPIR section 3), written out in one function.
+
+Per iteration, in this order: pick a frame -> render the crop (object under ``L_fg``, shadow under
+``L_sh``) -> tone (``T_fg``, ``T_sh``) -> composite -> objective (+ consistency, shadow regulariser,
+tone smoothness) -> backward -> check for divergence -> Adam step -> clamp -> update the learning
+rates. Every random draw takes a seed derived from (shot, frame, iteration), so a run is reproducible
+and a run resumed from a checkpoint ends where an uninterrupted one does.
+
+The objective is pluggable: ``ReferenceObjective`` (an image loss against a known composite; tests and
+the ground-truth benchmark) here, the diffusion guidance (LDS, SDS) in guidance/objectives.py. Settings: the shot's ``[optimize]``
+section (``config.OptimizeConfig``), consumed as it is.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import numpy as np
+
+from ..color import srgb_encode_torch
+from ..errors import OptimizeError
+from ..seeds import frame_seed
+
+if TYPE_CHECKING:
+    from ..config import OptimizeConfig
+    from ..scene import InsertScene, View
+    from .tone import ToneCurves
+
+
+@dataclass(frozen=True, eq=False)
+class FrameTarget:
+    """One frame the loop can sample: its crop view and the plate (and reference) at crop resolution."""
+
+    frame: int
+    view: View                       # a window of the frame rendered at crop_px x crop_px
+    plate: np.ndarray                # (h, w, 3) working-space plate in the crop
+    reference: np.ndarray | None = None   # (h, w, 3) known composite for the reference objective
+
+
+class Objective(Protocol):
+    """What judges a composite: ``comp`` (h, w, 3) torch, working space -> a torch scalar loss."""
+
+    def __call__(self, comp, target: FrameTarget, iteration: int, iterations: int): ...
+
+
+class LightingModel(Protocol):
+    """What the loop needs of a lighting model (torch parameters and their environment maps)."""
+
+    env_height: int
+    """Rows of the Mitsuba env maps it rasterises to."""
+
+    def parameters(self) -> list:
+        """The torch leaf tensors Adam updates."""
+
+    def maps(self, ramp: float):
+        """(env_fg, env_sh): torch env data in Mitsuba's layout lighting the object and casting the shadow;
+        ``ramp`` in 0..1 fuses them (1: one map)."""
+
+    def regulariser(self, env_fg, env_sh, settings: OptimizeConfig):
+        """The model's own loss terms (a torch scalar)."""
+
+    def clamp_(self) -> None:
+        """Keep the parameters in range after a step."""
+
+    def exploded(self) -> bool:
+        """True when a step has blown the lighting up (the loop restores the last good state)."""
+
+    def radiance(self, dirs: np.ndarray) -> np.ndarray:
+        """The final lighting along world directions (..., 3), numpy."""
+
+    def describe(self) -> dict:
+        """What lighting.json records of the model."""
+
+
+def _luminance(env):
+    import torch
+
+    return env @ torch.tensor(RGB_LUMINANCE, dtype=env.dtype, device=env.device)
+
+
+class ReferenceObjective:
+    """Mean squared error against a known composite on the sRGB display curve (as a viewer judges it;
+    continued above 1 rather than clipped, so a sunlit highlight still says how bright the sun is), over
+    the pixels where the reference differs from the plate (the object and its shadow), so the loss does
+    not shrink with the share of untouched plate in the crop."""
+
+    def __init__(self, device: str = "cpu"):
+        self._cache: dict[int, object] = {}
+        self.device = device
+
+    def __call__(self, comp, target: FrameTarget, iteration: int, iterations: int):
+        import torch
+
+        if target.reference is None:
+            raise OptimizeError(f"frame {target.frame} has no reference image", where="objective",
+                                    fix="give a reference composite or use another objective")
+        if target.frame not in self._cache:
+            ref = torch.tensor(target.reference, device=self.device)
+            changed = (ref - torch.as_tensor(target.plate, device=self.device)).abs().amax(-1) > 1e-4
+            self._cache[target.frame] = (srgb_encode_torch(ref, clip=False), changed[..., None].float(),
+                                         max(int(changed.sum()), 1))
+        ref_display, mask, count = self._cache[target.frame]
+        return ((srgb_encode_torch(comp, clip=False) - ref_display).square() * mask).sum() / (3 * count)
+
+
+@dataclass
+class OptimResult:
+    """What the loop did: the optimised lighting and tone (the same objects it was given), the loss per
+    iteration, the divergence recoveries, its time and the iteration it resumed from."""
+
+    lighting: LightingModel
+    tone: ToneCurves
+    losses: list[float]
+    retries: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int | None = None
+
+
+def _snapshot(lighting, tone, opt) -> dict:
+    return {"params": [p.detach().clone() for p in lighting.parameters() + tone.parameters()],
+            "opt": copy.deepcopy(opt.state_dict())}
+
+
+def _restore(snapshot: dict, lighting, tone, opt) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p, v in zip(lighting.parameters() + tone.parameters(), snapshot["params"]):
+            p.copy_(v)
+    opt.load_state_dict(copy.deepcopy(snapshot["opt"]))
+
+
+def settings_digest(settings: OptimizeConfig) -> str:
+    """Identity of every setting the loop reads (the checkpoint's key)."""
+    return hashlib.sha256(json.dumps(asdict(settings), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingModel, tone: ToneCurves,
+             settings: OptimizeConfig,
+             objective: Objective, *, shot_name: str, checkpoint: Path | None = None,
+             on_iteration: Callable[[int, int, float], None] | None = None) -> OptimResult:
+    """Optimise ``lighting`` and ``tone`` so the composites of ``targets`` minimise ``objective``.
+
+    ``scene`` is an InsertScene whose film is ``crop_px`` square; each target's view is a window of its
+    frame rendered at that size. ``tone`` has one curve pair per target (same order).
+    """
+    import torch
+
+    from ..fsutil import atomic_write_bytes
+    from ..composite import composite
+
+    n = settings.iterations
+    groups = [{"params": lighting.parameters(), "lr": settings.lr_lighting, "base_lr": settings.lr_lighting}]
+    if settings.optimise_tone:
+        groups.append({"params": tone.parameters(), "lr": settings.lr_tone, "base_lr": settings.lr_tone})
+    opt = torch.optim.Adam(groups)
+    key = f"{settings_digest(settings)}:{shot_name}:{[t.frame for t in targets]}"
+    losses: list[float] = []
+    retries: list[str] = []
+    lr_scale = 1.0
+    start = 0
+    resumed_from = None
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(io.BytesIO(checkpoint.read_bytes()), weights_only=False)
+        if state.get("key") == key:
+            _restore(state["snapshot"], lighting, tone, opt)
+            losses, retries, lr_scale, start = state["losses"], state["retries"], state["lr_scale"], state["iteration"]
+            resumed_from = start
+    t0 = time.perf_counter()
+    good = _snapshot(lighting, tone, opt)
+    i = start
+    attempts = 0
+    while i < n:
+        # --- pick a frame: every frame once per epoch, in an order seeded by the epoch (each frame's
+        # tone curves get the same number of updates; iid sampling starved some frames)
+        epoch, slot = divmod(i, len(targets))
+        index = int(np.random.default_rng(frame_seed(shot_name, 0, epoch)).permutation(len(targets))[slot])
+        target = targets[index]
+        scene.set_view(target.view)
+        seed = frame_seed(shot_name, target.frame, i) + 7919 * attempts
+        for g in opt.param_groups:   # exponential decay, scaled down after each divergence
+            g["lr"] = g["base_lr"] * lr_scale * settings.lr_final_fraction ** (i / max(n - 1, 1))
+        opt.zero_grad(set_to_none=True)
+        ramp = min(max((i / n - settings.fusion_start) / (settings.fusion_end - settings.fusion_start), 0.0), 1.0)
+        # --- render: object under L_fg, shadow under L_sh (one render once the maps are fused)
+        env_fg, env_sh = lighting.maps(ramp)
+        layers_fg = scene.render_torch(env_fg, seed, settings.spp)
+        layers_sh = layers_fg if ramp >= 1.0 else scene.render_torch(env_sh, seed + 1, settings.spp, slot="shadow")
+        rgb, alpha = layers_fg[..., 0:3], layers_fg[..., 3:4]
+        _, _, ratio, _ = composite(layers_sh, 0.0)
+        # --- tone and composite: comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)
+        radiance = rgb / alpha.clamp_min(1e-4)
+        plate = torch.as_tensor(target.plate, device=rgb.device)
+        comp = tone.fg(radiance, index) * alpha + plate * tone.sh(ratio, index) * (1.0 - alpha)
+        # --- objective and regularisers
+        loss = objective(comp, target, i, n) + lighting.regulariser(env_fg, env_sh, settings)
+        if settings.optimise_tone and len(targets) > 2:
+            loss = loss + settings.tone_smoothness * tone.smoothness()
+        loss.backward()
+        grads_ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in lighting.parameters() + tone.parameters())
+        if not math.isfinite(loss.item()) or not grads_ok:
+            attempts += 1
+            lr_scale *= 0.5
+            retries.append(f"iteration {i}: non-finite {'loss' if not math.isfinite(loss.item()) else 'gradient'}; "
+                           f"restored the last good state, learning rate x{lr_scale:g}")
+            if attempts > settings.max_retries:
+                raise OptimizeError(f"diverged at iteration {i} after {attempts - 1} recoveries",
+                                        where=f"shot {shot_name}", fix="lower [optimize] lr_lighting or check the plate")
+            _restore(good, lighting, tone, opt)
+            continue
+        # --- step, clamp, update
+        opt.step()
+        lighting.clamp_()
+        tone.clamp_()
+        if lighting.exploded():
+            attempts += 1
+            lr_scale *= 0.5
+            retries.append(f"iteration {i}: lighting exploded; restored the last good state, learning rate x{lr_scale:g}")
+            if attempts > settings.max_retries:
+                raise OptimizeError(f"lighting exploded at iteration {i}", where=f"shot {shot_name}",
+                                        fix="lower [optimize] lr_lighting")
+            _restore(good, lighting, tone, opt)
+            continue
+        attempts = 0
+        good = _snapshot(lighting, tone, opt)
+        losses.append(float(loss.item()))
+        i += 1
+        if on_iteration:
+            on_iteration(i, n, losses[-1])
+        if checkpoint is not None and (i % settings.checkpoint_every == 0 or i == n):
+            buf = io.BytesIO()
+            torch.save({"key": key, "snapshot": good, "losses": losses, "retries": retries,
+                        "lr_scale": lr_scale, "iteration": i}, buf)
+            atomic_write_bytes(checkpoint, buf.getvalue())
+    if settings.optimise_tone and len(targets) > 2:
+        tone.smooth_in_time_()   # temporally smoothed per-frame curves: no flicker, ramps kept
+    return OptimResult(lighting, tone, losses, retries, time.perf_counter() - t0, resumed_from)

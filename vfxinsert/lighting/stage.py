@@ -1,0 +1,180 @@
+"""The lighting stage: initial lighting from the shot file, then (optionally) the optimisation.
+
+``solve_lighting`` wires the parts of this package together: the initialisation (init.py), the
+keyframes' crops around the object, the objective (a reference composite, or the guidance of
+``vfxinsert.guidance``), the lighting model (models.py) and the loop (loop.py). It returns the
+``Environment`` (environment.py) the final renders use.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import ShotConfig
+from ..errors import VfxInsertError
+from ..shot import ShotContext
+from .environment import EXPORT_HEIGHT, Environment, Solve, hdri_environment
+
+
+def object_window(bounds, ground_height_m: float, cam_to_world, intrinsics, margin: float = 1.5):
+    """Square window (x0, y0, side) around the object and where its shadow can fall, 1.5x margin.
+
+    The shadow region is taken as the ground within twice the object's height around its footprint.
+    """
+    from ..camera import project_to_pixels
+
+    lo, hi = (np.asarray(b, float) for b in bounds)
+    height = max(hi[1] - ground_height_m, 1e-3)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    angles = np.linspace(0, 2 * math.pi, 16, endpoint=False)
+    centre = (lo + hi) / 2.0
+    radius = 0.5 * float(np.hypot(hi[0] - lo[0], hi[2] - lo[2])) + 2.0 * height
+    ring = np.stack([centre[0] + radius * np.cos(angles), np.full(16, ground_height_m),
+                     centre[2] + radius * np.sin(angles)], axis=1)
+    px = project_to_pixels(np.concatenate([corners, ring]), cam_to_world, intrinsics)
+    px = px[np.isfinite(px).all(axis=1)]
+    w, h = intrinsics.width_px, intrinsics.height_px
+    if len(px) == 0:
+        raise VfxInsertError("the object is behind the camera", where="optimisation crop",
+                             fix="check [[asset]] position_m and the camera")
+    (x0, y0), (x1, y1) = px.min(0), px.max(0)
+    side = int(min(max(x1 - x0, y1 - y0) * margin, max(w, h)))
+    side = max(side, 16)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    xs = int(np.clip(round(cx - side / 2), 0, max(w - side, 0)))
+    ys = int(np.clip(round(cy - side / 2), 0, max(h - side, 0)))
+    return xs, ys, side
+
+
+def crop_resample(image: np.ndarray, window, size: int) -> np.ndarray:
+    """The window (x0, y0, side) of an (H, W, 3) image, resampled to size x size (OIIO, area-correct).
+
+    Parts of the window outside the image are black (a window is only larger than the image when the
+    image itself is smaller than the object's crop).
+    """
+    import OpenImageIO as oiio
+
+    x0, y0, side = window
+    h, w = image.shape[:2]
+    crop = np.zeros((side, side, 3), np.float32)
+    xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    crop[ya - y0:yb - y0, xa - x0:xb - x0] = image[ya:yb, xa:xb, :3]
+    if side == size:
+        return crop
+    src = oiio.ImageBuf(np.ascontiguousarray(crop))
+    dst = oiio.ImageBufAlgo.resize(src, roi=oiio.ROI(0, size, 0, size, 0, 1, 0, 3))
+    return dst.get_pixels(oiio.FLOAT).reshape(size, size, 3)
+
+
+def _keyframes(frames: list[int], count: int) -> list[int]:
+    if len(frames) <= count:
+        return list(frames)
+    idx = np.unique(np.round(np.linspace(0, len(frames) - 1, count)).astype(int))
+    return [frames[i] for i in idx]
+
+
+def solve_lighting(shot: ShotConfig, frames: list[int], *, context: ShotContext | None = None,
+                   on_progress: Callable[[str], None] | None = None,
+                   on_iteration: Callable[[int, int, float], None] | None = None,
+                   checkpoint: Path | None = None) -> Environment:
+    """Initial lighting, then the optimisation when asked for and possible (see OptimizeConfig).
+
+    ``frames``: the plate frames the solve may use (their working-space plates exist); ``context``: the
+    shot's context when the caller has one.
+    """
+    from .init import initial_lighting
+    from .panorama import mitsuba_env_directions
+    from .sg import latlong_from_lobes
+
+    say = on_progress or (lambda _msg: None)
+    light = shot.lighting
+    objective_name = _objective_name(shot)
+    if light.init == "hdri" and not (light.optimize and objective_name):
+        return hdri_environment(shot)
+    context = context or ShotContext(shot)
+    t0 = time.perf_counter()
+    init = initial_lighting(context, frames)
+    init_seconds = round(time.perf_counter() - t0, 3)
+    if not (light.optimize and objective_name):
+        if light.optimize:
+            say("lighting: no diffusion model and no reference set: rendering with the initial lighting "
+                "(set [guidance] model, or [optimize] reference, to optimise it)")
+        data = init.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
+        return Environment(data, latlong_from_lobes(init, EXPORT_HEIGHT), light.init, init, init_seconds=init_seconds)
+    return _optimise(context, frames, init, init_seconds, objective_name, say, on_iteration, checkpoint)
+
+
+def _objective_name(shot: ShotConfig) -> str:
+    opt = shot.optimize
+    if opt.objective == "reference" or (opt.objective == "auto" and not shot.guidance.model and opt.reference):
+        return "reference"
+    if opt.objective == "guidance" or (opt.objective == "auto" and shot.guidance.model):
+        return "guidance"
+    return ""
+
+
+def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
+              checkpoint) -> Environment:
+    from ..scene import View
+    from .init import fit_sg, max_sharpness
+    from .loop import FrameTarget, ReferenceObjective, optimise
+    from .models import HDRIRefine, TwoMapSG
+    from .panorama import mitsuba_env_directions, texel_directions
+    from .tone import ToneCurves, ToneExport
+
+    shot = context.shot
+    settings = shot.optimize
+    keys = _keyframes(frames, settings.keyframes)
+    references = _read_references(shot, keys) if objective_name == "reference" else {}
+    targets = []
+    plates = []
+    for frame in keys:
+        plate = context.plate(frame)
+        plates.append(plate.rgb)
+        window = object_window(context.bounds, context.ground_height_m, plate.cam_to_world, plate.intrinsics)
+        x0, y0, side = window
+        intr = plate.intrinsics
+        view = View(plate.cam_to_world, intr.fov_x_deg, intr.width_px, intr.height_px, window=(x0, y0, side, side),
+                    scale=settings.crop_px / side)
+        targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, settings.crop_px),
+                                   crop_resample(references[frame], window, settings.crop_px) if references else None))
+    if objective_name == "guidance":
+        from ..guidance.stage import guidance_objective
+
+        objective, guidance_record = guidance_objective(shot, plates, say)
+    else:
+        objective, guidance_record = ReferenceObjective(), None
+    scene = context.scene(targets[0].view, env_height=settings.env_height, max_depth=settings.max_depth)
+    device = scene.torch_device
+    if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
+        lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height, device=device)
+    else:
+        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height), device=device)
+    tone = ToneCurves(len(targets), device=device)
+    say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} frame(s), "
+        f"{settings.crop_px}px crops, objective {objective_name}")
+    result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
+                      checkpoint=checkpoint, on_iteration=on_iteration)
+    data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
+    latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
+    fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
+    solve = Solve(objective_name, tuple(result.losses), tuple(result.retries), round(result.seconds, 3),
+                  result.resumed_from, lighting.describe(), guidance_record)
+    return Environment(data, latlong, shot.lighting.init, fitted,
+                       ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds)
+
+
+def _read_references(shot: ShotConfig, frames: list[int]) -> dict[int, np.ndarray]:
+    """The reference composites of ``frames`` in the working space (objective = "reference")."""
+    from ..plates import open_plate
+
+    pipeline = shot.color_pipeline()
+    out = {}
+    with open_plate(shot.optimize.reference, shot.plate.frames) as ref:
+        for frame in frames:
+            out[frame] = pipeline.to_working(ref.read(frame).rgb, shot.plate.colorspace)
+    return out
