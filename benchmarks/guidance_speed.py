@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))   # tiny_sd: the CLIP vocabulary writer and the folder writer
+sys.path.insert(0, str(ROOT / "tests" / "guidance"))   # tiny_sd: the CLIP vocabulary writer and the folder writer
 
 # Stable Diffusion 2.1-base (512 px, epsilon prediction), as in its published config files.
 SD21_UNET = dict(
@@ -84,8 +84,8 @@ def time_lds_iteration(model, crop_px: int, repeats: int) -> list[float]:
     import numpy as np
     import torch
 
-    from vfxinsert.guidance import LDSObjective
-    from vfxinsert.optimise import FrameTarget
+    from vfxinsert.guidance.objectives import LDSObjective
+    from vfxinsert.lighting.loop import FrameTarget
 
     objective = LDSObjective(model, "a photo of a teapot in sks scene")
     target = FrameTarget(0, None, np.zeros((crop_px, crop_px, 3), np.float32))
@@ -105,7 +105,8 @@ def time_personalisation(model, steps: int, preservation: int, cache: Path) -> t
     """(steps per second of LoRA training, seconds to generate the preservation images)."""
     import numpy as np
 
-    from vfxinsert.guidance import PersonaliseSettings, generate_latents, personalise
+    from vfxinsert.config import GuidanceConfig
+    from vfxinsert.guidance.personalise import generate_latents, personalise
 
     t0 = time.perf_counter()
     if preservation:
@@ -115,7 +116,7 @@ def time_personalisation(model, steps: int, preservation: int, cache: Path) -> t
     plate = np.random.default_rng(0).uniform(size=(1080, 1920, 3)).astype(np.float32)
     stamps = []
     personalise(model, [plate], class_name="teapot", cache_dir=cache,
-                settings=PersonaliseSettings(steps=steps, preservation_images=1, sampling_steps=1),
+                settings=GuidanceConfig(steps=steps, preservation_images=1, sampling_steps=1),
                 on_step=lambda *a: stamps.append(time.perf_counter()))
     warm = stamps[len(stamps) // 5:]   # the first steps include allocator and kernel warm-up
     return (len(warm) - 1) / (warm[-1] - warm[0]), generation
@@ -124,7 +125,7 @@ def time_personalisation(model, steps: int, preservation: int, cache: Path) -> t
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from vfxinsert.guidance import load_model
+    from vfxinsert.guidance.loading import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reduced", action="store_true", help="widths / 10 at 128 px (CPU smoke run)")

@@ -32,7 +32,7 @@ def build(case: str):
     import numpy as np
 
     from vfxinsert.config import AssetConfig, MaterialConfig
-    from vfxinsert.lighting import hdri_to_mitsuba_env
+    from vfxinsert.lighting.panorama import hdri_to_mitsuba_env
     from vfxinsert.plates import read_image
     from vfxinsert.assets import load_asset_parts
     from vfxinsert.scene import InsertScene, View
@@ -71,7 +71,7 @@ def run_case(case: str, repeats: int) -> dict:
     elif case == "optim_ours":
         import torch
 
-        from vfxinsert.lighting import SGLighting, SGLobes
+        from vfxinsert.lighting.sg import SGLighting, SGLobes
         from vfxinsert.composite import composite
 
         rng = np.random.default_rng(0)

@@ -25,12 +25,15 @@ def main() -> None:
     from test_scene import sphere
 
     from vfxinsert.camera import Intrinsics, euler_zxy_to_matrix
-    from vfxinsert.lighting import SGLobes, mitsuba_env_directions
-    from vfxinsert.optimise import FrameTarget, OptimSettings, ReferenceObjective, TwoMapSG, optimise
+    from vfxinsert.lighting.panorama import mitsuba_env_directions
+    from vfxinsert.lighting.sg import SGLobes
+    from vfxinsert.config import OptimizeConfig
+    from vfxinsert.lighting.loop import FrameTarget, ReferenceObjective, optimise
+    from vfxinsert.lighting.models import TwoMapSG
     from vfxinsert.composite import composite
     from vfxinsert.scene import InsertScene, View
-    from vfxinsert.solve import object_window
-    from vfxinsert.tone import ToneCurves
+    from vfxinsert.lighting.stage import object_window
+    from vfxinsert.lighting.tone import ToneCurves
 
     W, H, CROP = 320, 180, 64
     intr = Intrinsics(24.0, (36.0, 20.25), W, H)
@@ -66,7 +69,7 @@ def main() -> None:
         axis = np.random.default_rng(0).normal(size=(8, 3))
         init = SGLobes(axis / np.linalg.norm(axis, axis=1, keepdims=True), np.full(8, 10.0), np.ones((8, 3)))
         result = optimise(scene, targets, TwoMapSG(init, 64, 200.0), ToneCurves(n),
-                          OptimSettings(iterations=args.iterations, crop_px=CROP, spp=16), ReferenceObjective(),
+                          OptimizeConfig(iterations=args.iterations, crop_px=CROP, spp=16), ReferenceObjective(),
                           shot_name=f"bench{n}")
         rows.append((n, result.seconds, setup))
     renders = []

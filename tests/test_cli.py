@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_shot(folder: Path, shared: Path, frames=(1, 3), extra_plate: str = "", lighting: str | None = None) -> Path:
     """A tiny real shot: a 3-frame EXR sequence (a perspective view of a real HDRI), the teapot, that HDRI."""
-    from vfxinsert.panorama import perspective_view
+    from vfxinsert.lighting.panorama import perspective_view
     from vfxinsert.plates import read_image
 
     (folder / "plate").mkdir(parents=True, exist_ok=True)

@@ -46,14 +46,23 @@ def test_srgb_texture_plate_to_linear(pipe):
     assert pipe.to_working(x, "sRGB - Texture")[0, 0, 0] == pytest.approx(((0.5 + 0.055) / 1.055) ** 2.4, abs=1e-4)
 
 
-def test_processors_cached(pipe):
-    x = np.ones((4, 4, 3), np.float32)
-    pipe.to_working(x, "ACEScg")
-    from vfxinsert.color import _cpu_processor
+def test_conversions_repeat_exactly_and_leave_the_input_alone(pipe):
+    x = np.linspace(0.0, 2.0, 48, dtype=np.float32).reshape(4, 4, 3)
+    before = x.copy()
+    first = pipe.to_working(x, "ACEScg")
+    assert np.array_equal(pipe.to_working(x, "ACEScg"), first) and np.array_equal(x, before)
+    assert not np.allclose(first, x)   # ACEScg -> Rec.709 is not the identity
 
-    hits = _cpu_processor.cache_info().hits
-    pipe.to_working(x, "ACEScg")
-    assert _cpu_processor.cache_info().hits == hits + 1
+
+def test_srgb_transfer_is_the_display_view_and_inverts(pipe):
+    import torch
+
+    from vfxinsert.color import srgb_decode, srgb_encode_torch
+
+    x = np.linspace(0.0, 1.0, 30, dtype=np.float32).reshape(10, 1, 3)
+    encoded = srgb_encode_torch(torch.from_numpy(x)).numpy()
+    assert np.allclose(encoded, pipe.to_display(x), atol=2e-3)   # OCIO's sRGB 'Un-tone-mapped' view
+    assert np.allclose(srgb_decode(encoded), x, atol=1e-5)
 
 
 def test_input_untouched_and_non_contiguous_ok(pipe):

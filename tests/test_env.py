@@ -1,6 +1,8 @@
 """LLVM discovery for Mitsuba's CPU backend."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vfxinsert import env
@@ -41,5 +43,13 @@ def test_kernel_runs():
     assert "runs with" in env.check_llvm_runs()
 
 
-def test_cpu_count_positive():
-    assert env.cpu_count() >= 1
+def test_cpu_count_follows_affinity_and_the_omp_budget(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    allowed = len(os.sched_getaffinity(0))
+    assert env.cpu_count() == allowed
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")      # a Ray task's CPU budget
+    assert env.cpu_count() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(allowed + 7))   # never more than the process may use
+    assert env.cpu_count() == allowed
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")   # not a number: ignored
+    assert env.cpu_count() == allowed

@@ -16,7 +16,7 @@ from vfxinsert.cli import main
 from vfxinsert.config import load_shot
 from vfxinsert.errors import OutputError
 from vfxinsert.exr import read_layers
-from vfxinsert.ingest import FrameResult, StageReport
+from vfxinsert.outputs import FrameResult, StageReport
 from vfxinsert.report import sample_frames, tone_curves, write_report
 
 KINDS = ("plate", "comp", "object", "shadow")

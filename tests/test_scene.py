@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vfxinsert.camera import Intrinsics, project_to_pixels  # noqa: E402
-from vfxinsert.lighting import SGLighting, SGLobes, hdri_to_mitsuba_env, mitsuba_env_directions, \
-    sg_irradiance_closed_form  # noqa: E402
+from vfxinsert.lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions  # noqa: E402
+from vfxinsert.lighting.sg import SGLighting, SGLobes, sg_irradiance_closed_form  # noqa: E402
 from vfxinsert.composite import composite  # noqa: E402
 from vfxinsert.assets import MeshPart  # noqa: E402
 from vfxinsert.scene import InsertScene, View  # noqa: E402

@@ -79,12 +79,6 @@ class LightingModel(Protocol):
         """What lighting.json records of the model."""
 
 
-def _luminance(env):
-    import torch
-
-    return env @ torch.tensor(RGB_LUMINANCE, dtype=env.dtype, device=env.device)
-
-
 class ReferenceObjective:
     """Mean squared error against a known composite on the sRGB display curve (as a viewer judges it;
     continued above 1 rather than clipped, so a sunlit highlight still says how bright the sun is), over

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from ..config import OptimizeConfig
 
 
+def _luminance(env):
+    import torch
+
+    return env @ torch.tensor(RGB_LUMINANCE, dtype=env.dtype, device=env.device)
+
+
 class TwoMapSG:
     """DiPIR's two SG maps: ``L_fg`` lights the object, ``L_sh`` casts the shadow; fused late in the run."""
 

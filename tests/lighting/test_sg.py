@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from vfxinsert.lighting import (SGLighting, SGLobes, hdri_to_mitsuba_env, latlong_from_lobes, mitsuba_env_directions,
-                                sg_irradiance_closed_form, write_lighting)
-from vfxinsert.panorama import texel_directions, texel_solid_angles
+from vfxinsert.lighting.environment import write_lighting
+from vfxinsert.lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions
+from vfxinsert.lighting.sg import SGLighting, SGLobes, latlong_from_lobes, sg_irradiance_closed_form
+from vfxinsert.lighting.panorama import texel_directions, texel_solid_angles
 
 
 def lobes3():

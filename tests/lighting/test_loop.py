@@ -15,15 +15,18 @@ torch = pytest.importorskip("torch")
 
 from test_scene import look_at, sphere  # noqa: E402
 
-from vfxinsert.light_init import (angular_error_deg, fit_sg, plate_latlong, push_pull_fill,  # noqa: E402
-                                  sky_lobes)
-from vfxinsert.lighting import SGLobes, latlong_from_lobes, mitsuba_env_directions  # noqa: E402
-from vfxinsert.optimise import (FrameTarget, OptimisationError, OptimSettings, ReferenceObjective,  # noqa: E402
-                                TwoMapSG, optimise)
-from vfxinsert.panorama import texel_solid_angles  # noqa: E402
+from vfxinsert.bench import angular_error_deg  # noqa: E402
+from vfxinsert.lighting.init import fit_sg, plate_latlong, push_pull_fill, sky_lobes  # noqa: E402
+from vfxinsert.lighting.panorama import mitsuba_env_directions  # noqa: E402
+from vfxinsert.lighting.sg import SGLobes, latlong_from_lobes  # noqa: E402
+from vfxinsert.config import OptimizeConfig  # noqa: E402
+from vfxinsert.errors import OptimizeError  # noqa: E402
+from vfxinsert.lighting.loop import FrameTarget, ReferenceObjective, optimise  # noqa: E402
+from vfxinsert.lighting.models import TwoMapSG  # noqa: E402
+from vfxinsert.lighting.panorama import texel_solid_angles  # noqa: E402
 from vfxinsert.composite import composite  # noqa: E402
 from vfxinsert.scene import InsertScene, View  # noqa: E402
-from vfxinsert.tone import ToneCurves  # noqa: E402
+from vfxinsert.lighting.tone import ToneCurves  # noqa: E402
 
 SUN = np.array([0.5, 0.6, -0.62]) / np.linalg.norm([0.5, 0.6, -0.62])
 GT = SGLobes(np.array([SUN, [0.0, 1.0, 0.0]]), np.array([120.0, 2.0]), np.array([[60.0, 45.0, 30.0], [0.3, 0.4, 0.6]]))
@@ -54,7 +57,7 @@ def sun_colour(radiance_fn) -> np.ndarray:
     return e / e.sum()
 
 
-SETTINGS = OptimSettings(iterations=250, crop_px=PX, spp=16, lr_lighting=0.1, optimise_tone=False, checkpoint_every=50)
+SETTINGS = OptimizeConfig(iterations=250, crop_px=PX, spp=16, lr_lighting=0.1, optimise_tone=False, checkpoint_every=50)
 
 
 def test_reference_objective_recovers_sun_direction_and_colour():
@@ -84,7 +87,7 @@ def _run_known_answer(checkpoint: str, iterations: int, queue=None):
     dr.set_thread_count(1)   # float atomics in the adjoint scatter are order-dependent with 2 threads
     scene, targets = synthetic_problem()
     light = TwoMapSG(random_init(3), 64, 200.0)
-    settings = OptimSettings(iterations=iterations, crop_px=PX, spp=4, lr_lighting=0.1, checkpoint_every=10)
+    settings = OptimizeConfig(iterations=iterations, crop_px=PX, spp=4, lr_lighting=0.1, checkpoint_every=10)
     optimise(scene, targets, light, ToneCurves(1), settings, ReferenceObjective(), shot_name="resume",
              checkpoint=Path(checkpoint))
     return np.concatenate([p.detach().numpy().ravel() for p in light.parameters()])
@@ -93,8 +96,9 @@ def _run_known_answer(checkpoint: str, iterations: int, queue=None):
 def test_interrupted_run_resumes_and_ends_identically(tmp_path):
     uninterrupted = _run_known_answer(str(tmp_path / "a.pt"), 40)
     ckpt = tmp_path / "b.pt"
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_optimise as t; "
-            f"t._run_known_answer({str(ckpt)!r}, 40)")
+    # tests/ (conftest's folder, which pytest puts on sys.path) for test_scene, and this folder for test_loop
+    code = (f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]; "
+            f"import test_loop as t; t._run_known_answer({str(ckpt)!r}, 40)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline:     # wait for the first checkpoint (iteration 10)
@@ -122,7 +126,7 @@ def test_divergence_is_recovered_and_reported():
             loss = super().__call__(comp, target, iteration, iterations)
             return loss * float("nan") if Poisoned.calls == 3 else loss   # one bad step
 
-    settings = OptimSettings(iterations=6, crop_px=PX, spp=4)
+    settings = OptimizeConfig(iterations=6, crop_px=PX, spp=4)
     result = optimise(scene, targets, light, ToneCurves(1), settings, Poisoned(), shot_name="diverge")
     assert len(result.losses) == 6 and all(math.isfinite(v) for v in result.losses)
     assert len(result.retries) == 1 and "non-finite loss" in result.retries[0]
@@ -131,9 +135,9 @@ def test_divergence_is_recovered_and_reported():
         def __call__(self, *args):
             return super().__call__(*args) * float("nan")
 
-    with pytest.raises(OptimisationError, match="diverged"):
+    with pytest.raises(OptimizeError, match="diverged"):
         optimise(scene, targets, TwoMapSG(random_init(1), 64, 200.0), ToneCurves(1),
-                 OptimSettings(iterations=3, crop_px=PX, spp=4, max_retries=2), AlwaysNaN(), shot_name="diverge")
+                 OptimizeConfig(iterations=3, crop_px=PX, spp=4, max_retries=2), AlwaysNaN(), shot_name="diverge")
 
 
 def test_tone_curves_monotone_identity_and_shadow_anchor():
@@ -195,8 +199,8 @@ def test_hdri_refinement_recovers_rotation_and_exposure(shared_data):
     white balance against the reference finds the rotation again and moves the exposure towards the
     truth. (The rotation landscape has other basins: larger learning rates or longer schedules at this
     64 px size were seen to settle at 45-70 degrees; see the closing notes.)"""
-    from vfxinsert.lighting import hdri_to_mitsuba_env
-    from vfxinsert.optimise import HDRIRefine
+    from vfxinsert.lighting.panorama import hdri_to_mitsuba_env
+    from vfxinsert.lighting.models import HDRIRefine
     from vfxinsert.plates import read_image
 
     pano = read_image(shared_data / "hdri" / "rooitou_park_1k.hdr").rgb
@@ -207,7 +211,7 @@ def test_hdri_refinement_recovers_rotation_and_exposure(shared_data):
     plate = np.full((PX, PX, 3), 0.25, np.float32)
     reference = composite(scene.render(seed=5, spp=256), plate)[3]
     light = HDRIRefine(pano * 0.5, 0.0, 64)
-    settings = OptimSettings(iterations=200, crop_px=PX, spp=8, lr_lighting=0.05, optimise_tone=False)
+    settings = OptimizeConfig(iterations=200, crop_px=PX, spp=8, lr_lighting=0.05, optimise_tone=False)
     optimise(scene, [FrameTarget(0, view, plate, reference)], light, ToneCurves(1), settings, ReferenceObjective(),
              shot_name="hdri-refine")
     described = light.describe()

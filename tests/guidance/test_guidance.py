@@ -1,6 +1,6 @@
 """Diffusion guidance: loading, LoRA personalisation, LDS / SDS, on a tiny real Stable Diffusion built here.
 
-No weights are downloaded (conftest sets HF_HUB_OFFLINE). The tiny model (tests/tiny_sd.py) has the real
+No weights are downloaded (conftest sets HF_HUB_OFFLINE). The tiny model (tests/guidance/tiny_sd.py) has the real
 architecture classes at about 70 k parameters; the guidance maths is checked against a closed-form
 denoiser whose optimum is known.
 """
@@ -10,6 +10,7 @@ import json
 import math
 import shutil
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,16 @@ pytest.importorskip("peft")
 
 from tiny_sd import NATIVE_PX, build_tiny_sd, tiny_components  # noqa: E402
 
-from vfxinsert.errors import ConfigError  # noqa: E402
-from vfxinsert.guidance import (GuidanceError, LDSObjective, PersonaliseSettings, ScoreSettings,  # noqa: E402
-                                SDSObjective, class_name, load_model, make_objective, personalise, plate_display)
-from vfxinsert.optimise import FrameTarget  # noqa: E402
+from vfxinsert.config import GuidanceConfig  # noqa: E402
+from vfxinsert.errors import ConfigError, GuidanceError  # noqa: E402
+from vfxinsert.guidance.loading import load_model  # noqa: E402
+from vfxinsert.guidance.objectives import LDSObjective, SDSObjective, ScoreSettings  # noqa: E402
+from vfxinsert.guidance.personalise import class_name, personalise, plate_display  # noqa: E402
+from vfxinsert.guidance.stage import make_objective  # noqa: E402
+from vfxinsert.lighting.loop import FrameTarget  # noqa: E402
 
 SCENE_PROMPT = "a photo of sks scene"
-FAST = PersonaliseSettings(steps=40, lr=1e-2, preservation_images=2, sampling_steps=2, checkpoint_every=20)
+FAST = GuidanceConfig(steps=40, lr=1e-2, preservation_images=2, sampling_steps=2, checkpoint_every=20)
 """Personalisation small enough for the tiny model on a CPU (seconds)."""
 
 
@@ -197,13 +201,13 @@ def test_lora_training_lowers_its_loss_saves_reloads_and_changes_only_lora_weigh
                        model.eps(z, 400, [SCENE_PROMPT], personalised=True))
     # another plate, class or setting is another LoRA
     other = load_model(str(tiny_sd), Path("/"))
-    personalise(other, [plate], class_name="ball", settings=PersonaliseSettings(steps=1, preservation_images=0),
+    personalise(other, [plate], class_name="ball", settings=GuidanceConfig(steps=1, preservation_images=0),
                 cache_dir=tmp_path / "cache")
     assert other.personalisation.folder != result.folder and not other.personalisation.reused
 
 
 def test_personalisation_resumes_from_its_checkpoint_and_ends_identically(tiny_sd, tmp_path):
-    settings = PersonaliseSettings(steps=8, lr=1e-2, preservation_images=1, sampling_steps=2, checkpoint_every=3)
+    settings = GuidanceConfig(steps=8, lr=1e-2, preservation_images=1, sampling_steps=2, checkpoint_every=3)
     plates = [stripes(), stripes()[::-1].copy()]
     whole = personalise(load_model(str(tiny_sd), Path("/")), plates, class_name="teapot", settings=settings,
                         cache_dir=tmp_path / "a")
@@ -246,9 +250,9 @@ def test_every_prediction_type_converts_to_the_noise(tiny_sd, prediction):
 
 def test_settings_are_validated():
     with pytest.raises(ConfigError, match="steps >= 1"):
-        PersonaliseSettings(steps=0)
+        GuidanceConfig(steps=0).validate("[guidance]")
     with pytest.raises(ConfigError, match="class"):
-        PersonaliseSettings(class_prompt="a photo of a thing")
+        GuidanceConfig(guidance_prompt="a photo of a thing").validate("[guidance]")
     with pytest.raises(ConfigError, match="t_min"):
         ScoreSettings(t_min=0.7)
     assert ScoreSettings().t_max(0, 600) == pytest.approx(0.6) and ScoreSettings().t_max(599, 600) == pytest.approx(0.3)
@@ -274,7 +278,7 @@ def scene_and_target(plate_value: float = 0.25):
 
 
 def sun_and_sky(scale: float = 1.0):
-    from vfxinsert.lighting import SGLobes
+    from vfxinsert.lighting.sg import SGLobes
 
     sun = np.array([0.5, 0.6, -0.62]) / np.linalg.norm([0.5, 0.6, -0.62])
     return SGLobes(np.array([sun, [0.0, 1.0, 0.0]]), np.array([60.0, 2.0]),
@@ -284,10 +288,11 @@ def sun_and_sky(scale: float = 1.0):
 def gradients_of_one_iteration(scene, target, objective, lighting, tone) -> list:
     """Run the real loop for one iteration with zero learning rates and no regularisers, and return the
     gradients it left on the lighting and tone parameters (all of them come from the objective)."""
-    from vfxinsert.optimise import OptimSettings, optimise
+    from vfxinsert.config import OptimizeConfig
+    from vfxinsert.lighting.loop import optimise
 
     torch.set_num_threads(1)   # InsertScene set it to the CPU count
-    settings = OptimSettings(iterations=1, crop_px=PX, spp=2, env_height=32, lr_lighting=0.0, lr_tone=0.0,
+    settings = OptimizeConfig(iterations=1, crop_px=PX, spp=2, env_height=32, lr_lighting=0.0, lr_tone=0.0,
                              w_consistency=0.0, w_shadow_reg=0.0)
     result = optimise(scene, [target], lighting, tone, settings, objective, shot_name="grad")
     assert len(result.losses) == 1 and not result.retries
@@ -295,8 +300,8 @@ def gradients_of_one_iteration(scene, target, objective, lighting, tone) -> list
 
 
 def test_lds_gradient_reaches_lighting_and_tone_and_is_exactly_zero_when_predictions_agree(tiny_sd):
-    from vfxinsert.optimise import TwoMapSG
-    from vfxinsert.tone import ToneCurves
+    from vfxinsert.lighting.models import TwoMapSG
+    from vfxinsert.lighting.tone import ToneCurves
 
     scene, target = scene_and_target()
     model = load_model(str(tiny_sd), Path("/"))
@@ -323,8 +328,8 @@ def test_lds_gradient_reaches_lighting_and_tone_and_is_exactly_zero_when_predict
 
 
 def test_sds_objective_runs_through_the_loop(tiny_sd):
-    from vfxinsert.optimise import TwoMapSG
-    from vfxinsert.tone import ToneCurves
+    from vfxinsert.lighting.models import TwoMapSG
+    from vfxinsert.lighting.tone import ToneCurves
 
     scene, target = scene_and_target()
     model = load_model(str(tiny_sd), Path("/"))
@@ -372,7 +377,7 @@ class ExactDenoiser:
 
 
 def srgb(x: np.ndarray) -> np.ndarray:
-    from vfxinsert.optimise import srgb_encode_torch
+    from vfxinsert.color import srgb_encode_torch
 
     return srgb_encode_torch(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
@@ -409,10 +414,12 @@ def test_known_answer_lds_pulls_the_lighting_towards_the_lighting_of_the_referen
     """Through Mitsuba: references are composites rendered under a sun + sky; the lighting starts 4x too
     dark, and LDS with the exact denoiser of those references (base: the same scene under 1/8x-2.8x the
     light) brings the object's displayed brightness within 15 % of the references' (from about half as bright)."""
-    from vfxinsert.lighting import mitsuba_env_directions
-    from vfxinsert.optimise import OptimSettings, TwoMapSG, optimise
+    from vfxinsert.lighting.panorama import mitsuba_env_directions
+    from vfxinsert.config import OptimizeConfig
+    from vfxinsert.lighting.loop import optimise
+    from vfxinsert.lighting.models import TwoMapSG
     from vfxinsert.composite import composite
-    from vfxinsert.tone import ToneCurves
+    from vfxinsert.lighting.tone import ToneCurves
 
     scene, target = scene_and_target()
     torch.set_num_threads(1)
@@ -425,7 +432,7 @@ def test_known_answer_lds_pulls_the_lighting_towards_the_lighting_of_the_referen
     broad = np.stack([srgb(render(2.0 ** e, 3)) for e in np.arange(-3.0, 1.6, 0.5)])
     objective = LDSObjective(ExactDenoiser(references, broad), "references", seed_key="ka-light")
     lighting = TwoMapSG(sun_and_sky(0.25), 32, 200.0)
-    settings = OptimSettings(iterations=60, crop_px=PX, spp=4, env_height=32, lr_lighting=0.05, optimise_tone=False)
+    settings = OptimizeConfig(iterations=60, crop_px=PX, spp=4, env_height=32, lr_lighting=0.05, optimise_tone=False)
     optimise(scene, [target], lighting, ToneCurves(1), settings, objective, shot_name="ka-light")
 
     alpha = scene.render(seed=5, spp=16)[..., 3] > 0.99
@@ -459,18 +466,42 @@ def test_make_objective_personalises_once_per_shot_and_reuses_the_cache(tiny_sd,
 
     shot = load_shot(guidance_shot(tmp_path / "shot", shared_data, tiny_sd))
     plates = [plate_display(np.full((36, 64, 3), 0.2, np.float32) + np.linspace(0, 0.5, 64)[None, :, None])]
-    settings = PersonaliseSettings(class_prompt=shot.guidance.prompt, steps=3, preservation_images=1,
-                                   sampling_steps=2)
+    settings = replace(shot.guidance, steps=3, preservation_images=1, sampling_steps=2)
     progress = []
     lds = make_objective(shot, plates, settings=settings, on_step=lambda *a: progress.append(a))
     assert isinstance(lds, LDSObjective) and lds.prompt == "a photo of a teapot in sks scene"
     assert len(progress) == 3 and lds.denoiser.personalisation.folder.parent == shot.output.dir / ".cache"
     again = make_objective(shot, plates, settings=settings)
     assert again.denoiser.personalisation.reused
-    sds = make_objective(shot, plates, kind="sds")
+    sds = make_objective(shot, plates, settings=replace(shot.guidance, method="sds"))
     assert isinstance(sds, SDSObjective) and sds.prompt == "a photo of a teapot" and sds.denoiser.lora_rank is None
     with pytest.raises(ConfigError, match="lds"):
-        make_objective(shot, plates, kind="dds")
+        make_objective(shot, plates, settings=replace(shot.guidance, method="dds"))
+
+
+def test_a_new_guidance_objective_is_one_class_and_one_mapping_line(tiny_sd, tmp_path, shared_data, monkeypatch):
+    """How to add a guidance loss: subclass ScoreDistillation (its direction) and map a method name to it
+    in OBJECTIVES; make_objective builds it for a shot, and config's allowed methods are the mapping's."""
+    import typing
+
+    from vfxinsert.config import GuidanceConfig, GuidanceMethod, load_shot
+    from vfxinsert.guidance.objectives import OBJECTIVES, ScoreDistillation
+
+    class PlainDenoising(ScoreDistillation):   # the class: the denoiser's noise estimate minus the noise
+        def direction(self, z_t, t, noise):
+            return self.denoiser.eps(z_t, t, [self.prompt], personalised=False) - noise
+
+    monkeypatch.setitem(OBJECTIVES, "plain", PlainDenoising)   # the line
+    assert typing.get_args(GuidanceMethod) == ("lds", "sds")  # the shot file's methods come from OBJECTIVES
+    assert typing.get_type_hints(GuidanceConfig)["method"] is GuidanceMethod
+    shot = load_shot(guidance_shot(tmp_path / "shot", shared_data, tiny_sd))
+    plates = [plate_display(np.full((36, 64, 3), 0.2, np.float32))]
+    objective = make_objective(shot, plates, settings=replace(shot.guidance, method="plain"))
+    assert isinstance(objective, PlainDenoising) and objective.prompt == "a photo of a teapot"
+    comp = torch.full((32, 32, 3), 0.3, requires_grad=True)
+    loss = objective(comp, FrameTarget(1, None, np.zeros((32, 32, 3), np.float32)), 0, 10)
+    loss.backward()
+    assert torch.isfinite(loss) and comp.grad is not None and comp.grad.abs().sum() > 0
 
 
 def test_run_end_to_end_with_the_tiny_model_on_cpu(tiny_sd, tmp_path, shared_data, capsys):

@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 
-from vfxinsert.panorama import (direction_to_uv, perspective_view, rotation_y, texel_directions,
-                                texel_solid_angles, uv_to_direction)
+from vfxinsert.lighting.panorama import direction_to_uv, perspective_view, rotation_y, texel_directions, texel_solid_angles, uv_to_direction
 
 
 def test_landmarks():

@@ -15,13 +15,15 @@ from test_scene import sphere  # noqa: E402
 from vfxinsert.camera import Intrinsics, euler_zxy_to_matrix  # noqa: E402
 from vfxinsert.cli import main  # noqa: E402
 from vfxinsert.exr import read_layers  # noqa: E402
-from vfxinsert.lighting import hdri_to_mitsuba_env  # noqa: E402
-from vfxinsert.optimise import FrameTarget, OptimSettings, ReferenceObjective, TwoMapSG, optimise  # noqa: E402
-from vfxinsert.panorama import perspective_view  # noqa: E402
+from vfxinsert.lighting.panorama import hdri_to_mitsuba_env  # noqa: E402
+from vfxinsert.config import OptimizeConfig  # noqa: E402
+from vfxinsert.lighting.loop import FrameTarget, ReferenceObjective, optimise  # noqa: E402
+from vfxinsert.lighting.models import TwoMapSG  # noqa: E402
+from vfxinsert.lighting.panorama import perspective_view  # noqa: E402
 from vfxinsert.composite import composite  # noqa: E402
 from vfxinsert.scene import InsertScene, View  # noqa: E402
-from vfxinsert.solve import crop_resample, object_window  # noqa: E402
-from vfxinsert.tone import ToneCurves  # noqa: E402
+from vfxinsert.lighting.stage import crop_resample, object_window  # noqa: E402
+from vfxinsert.lighting.tone import ToneCurves  # noqa: E402
 
 FRAMES = 24
 W, H, CROP = 160, 90, 40
@@ -30,7 +32,7 @@ SMOOTH = 1.0    # temporal smoothness of the tone curves (second differences)
 
 def pan_problem(shared_data, exposures_ev):
     """A 24-frame pan across a real panorama; frame f's plate and reference are exposed by 2^ev[f]."""
-    from vfxinsert.light_init import fit_sg
+    from vfxinsert.lighting.init import fit_sg
     from vfxinsert.plates import read_image
 
     pano = read_image(shared_data / "hdri" / "potsdamer_platz_1k.hdr").rgb
@@ -67,7 +69,7 @@ def test_per_frame_tone_tracks_an_exposure_ramp_within_a_tenth_of_a_stop(shared_
     true_ev = np.linspace(0.0, 1.0, FRAMES)          # auto-exposure drifting up one stop over the shot
     scene, targets, lighting = pan_problem(shared_data, true_ev)
     tone = ToneCurves(FRAMES)
-    settings = OptimSettings(iterations=288, crop_px=CROP, spp=8, lr_lighting=0.0, lr_tone=0.2, w_tone_smooth=SMOOTH)
+    settings = OptimizeConfig(iterations=288, crop_px=CROP, spp=8, lr_lighting=0.0, lr_tone=0.2, tone_smoothness=SMOOTH)
     optimise(scene, targets, lighting, tone, settings, ReferenceObjective(), shot_name="drift")
     found = np.array([effective_exposure_ev(tone, i) for i in range(FRAMES)])
     # the lighting's overall scale and the exposure trade off: compare relative to the shot's mean
@@ -78,14 +80,13 @@ def test_per_frame_tone_tracks_an_exposure_ramp_within_a_tenth_of_a_stop(shared_
 def test_static_exposure_does_not_flicker(shared_data):
     scene, targets, lighting = pan_problem(shared_data, np.zeros(FRAMES))
     tone = ToneCurves(FRAMES)
-    settings = OptimSettings(iterations=288, crop_px=CROP, spp=8, lr_lighting=0.02, lr_tone=0.2, w_tone_smooth=SMOOTH)
+    settings = OptimizeConfig(iterations=288, crop_px=CROP, spp=8, lr_lighting=0.02, lr_tone=0.2, tone_smoothness=SMOOTH)
     optimise(scene, targets, lighting, tone, settings, ReferenceObjective(), shot_name="static")
-    from vfxinsert.lighting import mitsuba_env_directions
-    from vfxinsert.render import apply_tone
-    from vfxinsert.tone import export_curves
+    from vfxinsert.lighting.panorama import mitsuba_env_directions
+    from vfxinsert.lighting.tone import ToneExport, apply_tone
 
     scene.set_env(lighting.radiance(mitsuba_env_directions(64, 128)).astype(np.float32))
-    curves = export_curves(tone, list(range(FRAMES)))
+    curves = ToneExport.from_curves(tone, list(range(FRAMES)))
     # Flicker is what the per-frame curves add: apply every frame's curves to one and the same render
     # (the shared lighting and the geometry do not change between frames in the object's own colour).
     scene.set_view(targets[0].view)
