@@ -70,11 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.guidance_speed import build_random_sd, time_lds_iteration
     from test_scene import look_at, sphere
 
-    from vfxinsert.guidance import LDSObjective, PersonaliseSettings, load_model, personalise, plate_display
-    from vfxinsert.light_init import max_sharpness, sky_lobes
-    from vfxinsert.optimise import FrameTarget, OptimSettings, TwoMapSG, optimise
+    from vfxinsert.config import GuidanceConfig
+    from vfxinsert.guidance.loading import load_model
+    from vfxinsert.guidance.objectives import LDSObjective
+    from vfxinsert.guidance.personalise import personalise, plate_display
+    from vfxinsert.lighting.init import max_sharpness, sky_lobes
+    from vfxinsert.config import OptimizeConfig
+    from vfxinsert.lighting.loop import FrameTarget, optimise
+    from vfxinsert.lighting.models import TwoMapSG
     from vfxinsert.scene import InsertScene, View
-    from vfxinsert.tone import ToneCurves
+    from vfxinsert.lighting.tone import ToneCurves
 
     device = "cuda"
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         stamps: list[float] = []
         torch.cuda.reset_peak_memory_stats()
         personalise(model, [plate_display(plate_linear)], class_name="ball", cache_dir=Path(tmp) / "cache",
-                    settings=PersonaliseSettings(steps=args.lora_steps, preservation_images=args.preservation),
+                    settings=GuidanceConfig(steps=args.lora_steps, preservation_images=args.preservation),
                     on_step=lambda *a: stamps.append(time.perf_counter()))
         lora_peak = torch.cuda.max_memory_allocated() / 2**30
         warm = stamps[max(len(stamps) // 5, 1):]
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         target = FrameTarget(0, view, torch.as_tensor(plate_crop, device=device))
         lighting = TwoMapSG(sky_lobes((0.5, 0.6, -0.6)), 64, max_sharpness(64), device=device)
         tone = ToneCurves(1, device=device)
-        settings = OptimSettings(iterations=args.iterations, crop_px=px, spp=args.spp, max_depth=3, env_height=64)
+        settings = OptimizeConfig(iterations=args.iterations, crop_px=px, spp=args.spp, max_depth=3, env_height=64)
         objective = LDSObjective(model, "a photo of a ball in sks scene", seed_key="gpu-check")
         ticks: list[float] = []
         device_used = [0.0]

@@ -18,7 +18,7 @@ import numpy as np
 from vfxinsert.camera import euler_zxy_to_matrix, write_chan
 from vfxinsert.color import ColorPipeline
 from vfxinsert.exr import write_exr
-from vfxinsert.panorama import perspective_view
+from vfxinsert.lighting.panorama import perspective_view
 from vfxinsert.plates import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
