@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from vfxinsert.guidance.loading import load_model
     from vfxinsert.guidance.objectives import LDSObjective
     from vfxinsert.guidance.personalise import personalise, plate_display
-    from vfxinsert.lighting.init import max_sharpness, sky_lobes
+    from vfxinsert.lighting.init import sky_lobes
+    from vfxinsert.lighting.sg import max_sharpness
     from vfxinsert.config import OptimizeConfig
     from vfxinsert.lighting.loop import FrameTarget, optimise
     from vfxinsert.lighting.models import TwoMapSG

@@ -183,6 +183,28 @@ def test_plate_init_without_weights_says_so_and_renders(tmp_path, shared_data, c
     assert doc["source"] == "plate" and len(doc["sg"]["lobes"]) == 8 and doc["optimised"] is False
 
 
+def test_prior_init_runs_offline_on_the_cpu_and_the_report_compares_with_the_truth(tmp_path, shared_data, capsys):
+    """No HDRI and no model: the shipped lighting prior lights the shot; compare_hdri only feeds the report."""
+    shot = make_shot(tmp_path, shared_data, lighting='init = "prior"\nlobes = 6\noptimize = false\n'
+                                                     'compare_hdri = "env.hdr"')
+    assert main(["check", "--no-llvm", str(shot)]) == 0
+    assert "init 'prior': prior.safetensors (version 1)" in capsys.readouterr().out
+    assert main(["run", str(shot)]) == 0
+    doc = __import__("json").loads((tmp_path / "out" / "lighting.json").read_text())
+    assert doc["source"] == "prior" and len(doc["sg"]["lobes"]) == 6
+    report = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert "direction error" in report and (tmp_path / "out" / "report" / "lighting_true.png").is_file()
+
+
+def test_a_bad_prior_file_fails_check_with_what_where_and_fix(tmp_path, shared_data, capsys):
+    (tmp_path / "studio.safetensors").write_bytes(b"not a safetensors file")
+    shot = make_shot(tmp_path, shared_data, lighting='init = "prior"\nprior = "studio.safetensors"\noptimize = false')
+    assert main(["check", "--no-llvm", str(shot)]) == 1
+    err = capsys.readouterr().err
+    assert "studio.safetensors is not a readable safetensors file" in err and "[lighting] prior" in err
+    assert "vfxinsert train-prior" in err
+
+
 def test_reference_objective_end_to_end(tmp_path, shared_data, capsys):
     """A validation shot: the composite rendered with the true HDRI is the reference; a plate-initialised
     solve against it writes the optimised lighting, tone.json, and renders every frame."""

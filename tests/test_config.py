@@ -156,3 +156,13 @@ def test_ocio_from_environment_then_pinned(tmp_path, monkeypatch):
     monkeypatch.setenv("OCIO", str(tmp_path / "missing.ocio"))
     with pytest.raises(ColorError, match="does not exist"):
         load_shot(write_shot(tmp_path))
+
+
+def test_lighting_init_auto_is_the_hdri_when_given_else_the_prior(tmp_path):
+    no_init = VALID.replace('init = "plate"\n', "")
+    assert load_shot(write_shot(tmp_path, no_init)).lighting.init == "prior"
+    with_hdri = VALID.replace('init = "plate"', 'hdri = "light/onset.hdr"')
+    assert load_shot(write_shot(tmp_path, with_hdri)).lighting.init == "hdri"
+    explicit = VALID.replace('init = "plate"', 'init = "auto"\nprior = "light/missing.safetensors"')
+    with pytest.raises(ConfigError, match="missing.safetensors"):
+        load_shot(write_shot(tmp_path, explicit))

@@ -37,6 +37,9 @@ class BenchRow:
     ssim: float
     si_rmse: float
     seconds: float
+    azimuth_error_deg: float = float("nan")
+    object_error: float = float("nan")
+    shadow_error: float = float("nan")
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,113 +66,313 @@ def metrics(pred: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
     return rmse, ssim(pred, ref), si
 
 
-def angular_error_deg(a, b) -> float:
-    """Angle between two directions in degrees."""
-    a = np.asarray(a, float) / np.linalg.norm(a)
-    b = np.asarray(b, float) / np.linalg.norm(b)
-    return math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))
+@dataclass
+class Case:
+    """One Poly Haven plate: the panorama seen by a camera at its centre, the teapot on the ground ahead,
+    the reference composite rendered with the panorama itself."""
+
+    name: str
+    pano: np.ndarray
+    true_dir: np.ndarray
+    c2w: np.ndarray
+    intr: object
+    plate: np.ndarray
+    parts: list
+    bounds: tuple
+    window: tuple
+    scene: object
+    reference: tuple          # (object rgb, alpha, shadow, comp) of the reference render
+    spp: int
+
+    def crop_display(self, comp: np.ndarray) -> np.ndarray:
+        from .color import ColorPipeline
+        from .lighting.stage import crop_resample
+
+        side = self.window[2]
+        return ColorPipeline().to_display(np.ascontiguousarray(crop_resample(comp, self.window, side)))
+
+    def render(self, env_data: np.ndarray, seed: int = 2) -> tuple:
+        from .composite import composite
+
+        self.scene.set_env(env_data)
+        return composite(self.scene.render(seed=seed, spp=self.spp), self.plate)
 
 
-def dominant_direction_latlong(latlong: np.ndarray) -> np.ndarray:
-    """Direction of the brightest (solid-angle weighted, lightly blurred) part of a lat-long map."""
-    h, w = latlong.shape[:2]
-    from .color import RGB_LUMINANCE
-    from .lighting.panorama import texel_directions, texel_solid_angles
-
-    lum = latlong @ np.array(RGB_LUMINANCE) * texel_solid_angles(h, w)
-    lum = sum(np.roll(np.roll(lum, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    y, x = np.unravel_index(int(np.argmax(lum)), lum.shape)
-    return texel_directions(h, w)[y, x]
+def key_azimuth_deg(d) -> float:
+    """Azimuth in the ground plane: 0 = -Z, 90 = +X."""
+    return math.degrees(math.atan2(d[0], -d[2]))
 
 
-def run_case(name: str, pano_path: Path, *, iterations: int = 300, width: int = 256, height: int = 144,
-             spp: int = 256, crop_px: int = 96, lr_lighting: float = 0.05, lr_tone: float = 0.05,
-             on_progress=None) -> list[BenchRow]:
+@dataclass(frozen=True)
+class BenchCamera:
+    """Where the bench camera looks: pitch, lens on a 36 x 20.25 mm filmback, and the asset's distance
+    (None: where the view centre meets the ground)."""
+
+    pitch_deg: float = -20.0
+    focal_length_mm: float = 30.0
+    asset_distance_m: float | None = None
+
+
+FIXED_CAMERA = BenchCamera()                                   # the four fixed cases: ground only, no sky
+PLATE_CAMERA = BenchCamera(pitch_deg=-12.0, focal_length_mm=24.0, asset_distance_m=4.0)   # a strip of sky
+
+
+def make_case(name: str, pano: np.ndarray, offset_deg: float = 120.0, *, camera: BenchCamera = FIXED_CAMERA,
+              width: int = 256, height: int = 144, spp: int = 256) -> Case:
+    """The camera (1.5 m above the ground) looks ``offset_deg`` away (in azimuth) from the dominant light."""
     from .camera import Intrinsics, euler_zxy_to_matrix
-    from .color import ColorPipeline
     from .config import AssetConfig, MaterialConfig
-    from .config import OptimizeConfig
-    from .lighting.environment import EXPORT_HEIGHT
-    from .lighting.init import fit_sg, max_sharpness, plate_latlong
-    from .lighting.loop import FrameTarget, ReferenceObjective, optimise
-    from .lighting.models import TwoMapSG
-    from .lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions, perspective_view, texel_directions
-    from .lighting.stage import crop_resample, object_window
-    from .lighting.tone import ToneCurves, ToneExport, apply_tone
-    from .plates import read_image
-    from .composite import composite
     from .assets import load_asset_parts
+    from .lighting.environment import EXPORT_HEIGHT
+    from .lighting.panorama import hdri_to_mitsuba_env, perspective_view
+    from .lighting.sg import dominant_direction_latlong
+    from .lighting.stage import object_window
     from .scene import InsertScene, View
 
-    pano = read_image(pano_path).rgb
     true_dir = dominant_direction_latlong(pano[: pano.shape[0] // 2 * 2])
-    sun_azimuth = math.degrees(math.atan2(true_dir[0], -true_dir[2]))     # 0 = -Z, 90 = +X
-    # the camera looks 120 degrees away from the light's azimuth: side-back light, shadow in view
-    yaw = -(sun_azimuth + 120.0)
+    yaw = -(key_azimuth_deg(true_dir) + offset_deg)
     c2w = np.eye(4)
-    c2w[:3, :3] = euler_zxy_to_matrix(-20.0, yaw, 0.0)
+    c2w[:3, :3] = euler_zxy_to_matrix(camera.pitch_deg, yaw, 0.0)
     c2w[1, 3] = 1.5
-    intr = Intrinsics(30.0, (36.0, 20.25), width, height)
+    intr = Intrinsics(camera.focal_length_mm, (36.0, 20.25), width, height)
     forward = c2w[:3, :3] @ [0.0, 0.0, -1.0]
-    ahead = c2w[:3, 3] + forward * (1.5 / -forward[1])   # where the view centre meets the ground
+    if camera.asset_distance_m is None:
+        ahead = c2w[:3, 3] + forward * (1.5 / -forward[1])   # where the view centre meets the ground
+    else:
+        flat = np.array([forward[0], 0.0, forward[2]]) / np.hypot(forward[0], forward[2])
+        ahead = c2w[:3, 3] + flat * camera.asset_distance_m
     asset = AssetConfig(mesh=ASSET, position_m=(float(ahead[0]), 0.0, float(ahead[2])), rotation_deg=(0.0, 30.0, 0.0),
                         scale=0.12, material=MaterialConfig(base_color=(0.7, 0.45, 0.3), roughness=0.35))
     parts = load_asset_parts(asset, 0)
     plate = perspective_view(pano, c2w, intr.fov_x_deg, width, height, supersample=3)
-    view = View(c2w, intr.fov_x_deg, width, height)
     bounds = (np.min(parts[0].vertices, 0), np.max(parts[0].vertices, 0))
-    albedo = (0.3, 0.3, 0.3)
-    scene = InsertScene(parts, ground_height_m=0.0, ground_albedo=albedo, view=view, env_height=EXPORT_HEIGHT, max_depth=4)
-    true_env = hdri_to_mitsuba_env(pano, EXPORT_HEIGHT)
-    display = ColorPipeline().to_display
-    x0, y0, side = object_window(bounds, 0.0, c2w, intr)
+    scene = InsertScene(parts, ground_height_m=0.0, ground_albedo=(0.3, 0.3, 0.3),
+                        view=View(c2w, intr.fov_x_deg, width, height), env_height=EXPORT_HEIGHT, max_depth=4)
+    case = Case(name, pano, true_dir, c2w, intr, plate, parts, bounds, object_window(bounds, 0.0, c2w, intr),
+                scene, (), spp)
+    case.reference = case.render(hdri_to_mitsuba_env(pano, EXPORT_HEIGHT), seed=1)
+    return case
 
-    def crop_display(comp):
-        return display(np.ascontiguousarray(crop_resample(comp, (x0, y0, side), side)))
 
-    scene.set_env(true_env)
-    reference = composite(scene.render(seed=1, spp=spp), plate)[3]
-    ref_crop = crop_display(reference)
+def composite_errors(pred: tuple, ref: tuple) -> tuple[float, float]:
+    """(object, shadow) relative errors, in the scene-linear working space over the whole frame:
+    object: sum |rgb - rgb_ref| / sum rgb_ref over the premultiplied object layer; shadow: sum
+    |shadow - shadow_ref| / sum |1 - shadow_ref| where the reference shows the ground (alpha < 0.5)."""
+    rgb, _, shadow, _ = pred
+    rgb_ref, alpha_ref, shadow_ref, _ = ref
+    obj = float(np.abs(rgb - rgb_ref).sum() / max(np.abs(rgb_ref).sum(), 1e-12))
+    ground = (alpha_ref < 0.5).astype(np.float64)
+    sh = float((np.abs(shadow - shadow_ref) * ground).sum() / max((np.abs(1.0 - shadow_ref) * ground).sum(), 1e-12))
+    return obj, sh
+
+
+def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: BenchCamera = FIXED_CAMERA,
+             iterations: int = 300, crop_px: int = 96, lr_lighting: float = 0.05, lr_tone: float = 0.05, prior=None,
+             on_progress=None) -> list[BenchRow]:
+    """Rows of one case: ``hdri`` (the noise floor), ``plate``, ``prior`` (when given), and unless
+    ``iterations`` is 0 the loop against the reference composite from each: ``reference`` (from the
+    plate init) and ``prior+loop``."""
+    from .config import OptimizeConfig
+    from .lighting.environment import EXPORT_HEIGHT
+    from .lighting.init import plate_latlong
+    from .lighting.sg import angular_error_deg, dominant_direction_latlong, fit_sg, max_sharpness
+    from .lighting.loop import FrameTarget, ReferenceObjective, optimise
+    from .lighting.models import TwoMapSG
+    from .lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions, texel_directions
+    from .lighting.stage import crop_resample
+    from .lighting.tone import ToneCurves, ToneExport, apply_tone
+    from .scene import InsertScene, View
+
+    case = make_case(name, pano, offset_deg, camera=camera)
+    ref_crop = case.crop_display(case.reference[3])
     rows = []
 
     def score(method, env_data, recovered_dir, seconds, tone=None):
-        scene.set_env(env_data)
-        rgb, alpha, shadow, _ = composite(scene.render(seed=2, spp=spp), plate)
+        rgb, alpha, shadow, _ = case.render(env_data)
         rgb, shadow = apply_tone(tone, 0, rgb, alpha, shadow)
-        comp = rgb + (1 - alpha) * plate * shadow
-        rmse, s, si = metrics(crop_display(comp), ref_crop)
-        rows.append(BenchRow(name, method, angular_error_deg(recovered_dir, true_dir), rmse, s, si, seconds))
+        comp = rgb + (1 - alpha) * case.plate * shadow
+        rmse, s, si = metrics(case.crop_display(comp), ref_crop)
+        obj, sh = composite_errors((rgb, alpha, shadow, comp), case.reference)
+        rows.append(BenchRow(name, method, angular_error_deg(recovered_dir, case.true_dir), rmse, s, si, seconds,
+                             azimuth_error_deg(recovered_dir, case.true_dir), obj, sh))
         if on_progress:
             on_progress(f"bench: {name} {method}: RMSE {rmse:.4f}")
 
-    score("hdri", hdri_to_mitsuba_env(pano, EXPORT_HEIGHT), true_dir, 0.0)
+    def lobes_env(lobes):
+        return lobes.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
+
+    def lobes_dir(lobes):
+        return dominant_direction_latlong(lobes.radiance(texel_directions(64, 128)))
+
+    score("hdri", hdri_to_mitsuba_env(case.pano, EXPORT_HEIGHT), case.true_dir, 0.0)
     t0 = time.perf_counter()
-    latlong, _ = plate_latlong(plate, c2w, intr, height=64)
-    init = fit_sg(latlong, lobes=32)
-    t_init = time.perf_counter() - t0
-    score("plate", init.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32),
-          dominant_direction_latlong(init.radiance(texel_directions(64, 128))), t_init)
-    t0 = time.perf_counter()
-    window_view = View(c2w, intr.fov_x_deg, width, height, window=(x0, y0, side, side), scale=crop_px / side)
-    target = FrameTarget(0, window_view, crop_resample(plate, (x0, y0, side), crop_px),
-                         crop_resample(reference, (x0, y0, side), crop_px))
+    latlong, _ = plate_latlong(case.plate, case.c2w, case.intr, height=64)
+    inits = {"plate": fit_sg(latlong, lobes=32)}
+    init_seconds = {"plate": time.perf_counter() - t0}
+    if prior is not None:
+        t0 = time.perf_counter()
+        inits["prior"] = prior_lobes(prior, case)
+        init_seconds["prior"] = time.perf_counter() - t0
+    for method, init in inits.items():
+        score(method, lobes_env(init), lobes_dir(init), init_seconds[method])
+    if iterations <= 0:
+        return rows
+    x0, y0, side = case.window
+    width, height = case.intr.width_px, case.intr.height_px
+    window_view = View(case.c2w, case.intr.fov_x_deg, width, height, window=(x0, y0, side, side), scale=crop_px / side)
+    target = FrameTarget(0, window_view, crop_resample(case.plate, case.window, crop_px),
+                         crop_resample(case.reference[3], case.window, crop_px))
     settings = OptimizeConfig(iterations=iterations, crop_px=crop_px, spp=16, lr_lighting=lr_lighting, lr_tone=lr_tone)
-    opt_scene = InsertScene(parts, ground_height_m=0.0, ground_albedo=albedo, view=window_view,
+    opt_scene = InsertScene(case.parts, ground_height_m=0.0, ground_albedo=(0.3, 0.3, 0.3), view=window_view,
                             env_height=settings.env_height, max_depth=settings.max_depth)
-    lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height))
-    tone = ToneCurves(1)
-    optimise(opt_scene, [target], lighting, tone, settings, ReferenceObjective(), shot_name=f"bench-{name}")
-    seconds = time.perf_counter() - t0 + t_init
-    score("reference", lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32),
-          dominant_direction_latlong(lighting.radiance(texel_directions(64, 128))), seconds, ToneExport.from_curves(tone, [0]))
+    # the loop against the reference from each init: "reference" (from the plate, as before) and
+    # "prior+loop" (from the prior: what the guidance starts from when a model is set)
+    for method, init in inits.items():
+        t0 = time.perf_counter()
+        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height))
+        tone = ToneCurves(1)
+        optimise(opt_scene, [target], lighting, tone, settings, ReferenceObjective(), shot_name=f"bench-{name}")
+        seconds = time.perf_counter() - t0 + init_seconds[method]
+        score("reference" if method == "plate" else f"{method}+loop",
+              lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32),
+              dominant_direction_latlong(lighting.radiance(texel_directions(64, 128))), seconds,
+              ToneExport.from_curves(tone, [0]))
     return rows
 
 
-def run(cases: list[str] | None = None, iterations: int = 300, on_progress=None) -> tuple[list[BenchRow], str]:
+def prior_lobes(prior, case: Case):
+    from .lighting.prior.estimate import estimate_world
+
+    return estimate_world(prior, [case.plate], [case.c2w], [case.intr.fov_x_deg]).lobes(32)
+
+
+def azimuth_error_deg(a, b) -> float:
+    d = key_azimuth_deg(a) - key_azimuth_deg(b)
+    return abs((d + 180.0) % 360.0 - 180.0)
+
+
+OVERHEAD = np.array([0.0, 1.0, 0.0])
+VALIDATION_OFFSETS_DEG = (30.0, 120.0, 210.0, 300.0)
+
+
+def run_validation(prior, paths: list[Path], offsets=VALIDATION_OFFSETS_DEG, on_progress=None) -> list[BenchRow]:
+    """The prior on held-out panoramas, several camera headings each: ``plate``, ``prior`` and the constant
+    guess ``overhead`` (direction only), beside ``hdri`` (the noise floor)."""
+    from .lighting.sg import angular_error_deg, dominant_direction_latlong
+    from .plates import read_image
+
+    rows = []
+    for path in paths:
+        pano = read_image(path).rgb
+        true_dir = dominant_direction_latlong(pano[: pano.shape[0] // 2 * 2])
+        for offset in offsets:
+            name = f"{path.stem.removesuffix('_1k')}@{offset:.0f}"
+            rows += run_case(name, pano, offset_deg=offset, camera=PLATE_CAMERA, iterations=0, prior=prior,
+                             on_progress=on_progress)
+            rows.append(BenchRow(name, "overhead", angular_error_deg(OVERHEAD, true_dir), *(float("nan"),) * 3, 0.0))
+    return rows
+
+
+def run(cases: list[str] | None = None, iterations: int = 300, on_progress=None, prior=None) -> tuple[list[BenchRow], str]:
+    """The fixed cases (one heading each, with the loop); a ``prior`` row on each when a prior is given."""
+    from .plates import read_image
+
     rows = []
     for name in cases or list(CASES):
-        rows += run_case(name, CASES[name], iterations=iterations, on_progress=on_progress)
+        rows += run_case(name, read_image(CASES[name]).rgb, iterations=iterations, prior=prior, on_progress=on_progress)
     return rows, format_table(rows, iterations)
+
+
+def shared_data() -> Path:
+    import os
+
+    return Path(os.environ.get("VFXINSERT_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def validation_panoramas(prior_sidecar: dict, folders: list[Path]) -> list[Path]:
+    """The prior's own validation panoramas (its sidecar names them and their hashes), found in ``folders``
+    (and the repository's bench data); ConfigError when one is missing or its file differs."""
+    from .errors import ConfigError
+    from .lighting.prior.data import file_sha256
+
+    known = {p.name: p for p in CASES.values()}
+    for folder in folders:
+        if folder.is_dir():
+            known.update({p.name: p for p in folder.iterdir()})
+    out = []
+    for entry in prior_sidecar["validation"]:
+        path = known.get(entry["file"])
+        if path is None or file_sha256(path) != entry["sha256"]:
+            raise ConfigError(f"validation panorama {entry['file']} of the prior is {'missing' if path is None else 'a different file'}",
+                              where="bench --hdris", fix="point --hdris at the folder(s) the prior was trained from")
+        out.append(path)
+    return out
+
+
+def key_share(pano: np.ndarray) -> tuple[float, float]:
+    """(share of the map's energy in its key light, the key's elevation in degrees)."""
+    from .color import RGB_LUMINANCE
+    from .lighting.panorama import texel_solid_angles
+    from .lighting.prior.data import analyse_panorama
+
+    light = analyse_panorama(pano)
+    h, w = pano.shape[0] // 2 * 2, pano.shape[0] // 2 * 4
+    total = float((np.maximum(pano[:h, :w], 0) @ np.array(RGB_LUMINANCE) * texel_solid_angles(h, w)).sum())
+    return float(light.key_energy @ np.array(RGB_LUMINANCE)) / max(total, 1e-12), \
+        math.degrees(math.asin(float(np.clip(light.key_direction[1], -1, 1))))
+
+
+DOMINANT_SHARE = 0.2   # a key light carrying at least this share of the energy "dominates"
+
+
+def summarise(rows: list[BenchRow], shares: dict[str, tuple[float, float]]) -> str:
+    """Medians per method: direction error over all cases and over dominant-light cases, azimuth error of keys
+    below 60 degrees elevation, object and shadow errors; and the prior's worst case relative to ``plate``."""
+    def med(values):
+        values = [v for v in values if not math.isnan(v)]
+        return f"{np.median(values):.2f}" if values else "-"
+
+    lines = ["| method | direction error, all (deg) | dominant-light cases (deg) | azimuth, key < 60 deg elev. (deg) | "
+             "object error | shadow error |", "|---|---|---|---|---|---|"]
+    methods = list(dict.fromkeys(r.method for r in rows))
+    for m in methods:
+        sel = [r for r in rows if r.method == m]
+        dom = [r for r in sel if shares[r.case][0] >= DOMINANT_SHARE]
+        low = [r for r in sel if shares[r.case][1] < 60.0]
+        az = [azimuth for r in low for azimuth in [r.azimuth_error_deg]]
+        lines.append(f"| {m} | {med([r.light_error_deg for r in sel])} ({len(sel)}) | {med([r.light_error_deg for r in dom])} "
+                     f"({len(dom)}) | {med(az)} ({len(low)}) | {med([r.object_error for r in sel])} | "
+                     f"{med([r.shadow_error for r in sel])} |")
+    by = {(r.case, r.method): r for r in rows}
+    ratios = [(by[c, "prior"].object_error / max(by[c, "plate"].object_error, 1e-12), c) for c, m in by if m == "prior"]
+    sh_ratios = [(by[c, "prior"].shadow_error / max(by[c, "plate"].shadow_error, 1e-12), c) for c, m in by if m == "prior"]
+    if ratios:
+        lines += ["", f"Worst case of prior vs plate: object error {max(ratios)[0]:.2f}x ({max(ratios)[1]}), "
+                      f"shadow error {max(sh_ratios)[0]:.2f}x ({max(sh_ratios)[1]})."]
+    return "\n".join(lines)
+
+
+def run_prior_validation(prior_path: Path | None, folders: list[Path], on_progress=None) -> tuple[list[BenchRow], str]:
+    """The prior's validation bench: per-case table and medians (Markdown)."""
+    import json
+
+    from .plates import read_image
+    from .lighting.prior import SHIPPED
+    from .lighting.prior.estimate import load_prior
+
+    prior = load_prior(prior_path)
+    sidecar = json.loads(Path(prior.path).with_suffix(".json").read_text())
+    paths = validation_panoramas(sidecar, folders)
+    rows = run_validation(prior, paths, on_progress=on_progress)
+    shares = {}
+    for path in paths:
+        share = key_share(read_image(path).rgb)
+        shares.update({r.case: share for r in rows if r.case.startswith(path.stem.removesuffix("_1k") + "@")})
+    head = (f"Prior {prior.path.name if prior.path != SHIPPED else '(shipped)'} on its {len(paths)} validation panoramas "
+            f"(never trained on), camera headings {', '.join(f'{o:.0f}' for o in VALIDATION_OFFSETS_DEG)} degrees "
+            f"from the key light's azimuth, pitch {PLATE_CAMERA.pitch_deg:.0f} degrees, {PLATE_CAMERA.focal_length_mm:.0f} mm "
+            f"on 36 mm, the teapot {PLATE_CAMERA.asset_distance_m:.0f} m ahead; object / shadow errors as `composite_errors`.")
+    return rows, "\n".join([head, "", format_table(rows, 0), "", summarise(rows, shares)])
 
 
 def format_table(rows: list[BenchRow], iterations: int) -> str:
@@ -177,12 +380,15 @@ def format_table(rows: list[BenchRow], iterations: int) -> str:
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     import os
 
-    lines = [f"Machine: {cpu}, {os.cpu_count()} CPUs. Plates 256x144, teapot, metrics over the object + shadow "
-             f"crop in display sRGB; `reference`: {iterations} iterations, 96 px crops, 16 spp, "
-             f"Adam 0.05 (lighting) / 0.05 (tone).", "",
-             "| case | method | dominant light error (deg) | RMSE | SSIM | si-RMSE | time (s) |",
-             "|---|---|---|---|---|---|---|"]
+    loop = (f"; `reference`: {iterations} iterations, 96 px crops, 16 spp, Adam 0.05 (lighting) / 0.05 (tone)"
+            if iterations else "")
+    lines = [f"Machine: {cpu}, {os.cpu_count()} CPUs. Plates 256x144, teapot; RMSE / SSIM / si-RMSE over the "
+             f"object + shadow crop in display sRGB{loop}.", "",
+             "| case | method | dominant light error (deg) | azimuth error (deg) | object error | shadow error | "
+             "RMSE | SSIM | si-RMSE | time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r.case} | {r.method} | {r.light_error_deg:.1f} | {r.rmse:.4f} | {r.ssim:.4f} | "
+        lines.append(f"| {r.case} | {r.method} | {r.light_error_deg:.1f} | {r.azimuth_error_deg:.1f} | "
+                     f"{r.object_error:.3f} | {r.shadow_error:.3f} | {r.rmse:.4f} | {r.ssim:.4f} | "
                      f"{r.si_rmse:.4f} | {r.seconds:.1f} |")
     return "\n".join(lines)

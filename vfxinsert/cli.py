@@ -127,16 +127,85 @@ def _summarise(report) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import CASES, run
+    from .bench import CASES, run, run_prior_validation, shared_data
 
     cases = args.cases.split(",") if args.cases else None
     unknown = sorted(set(cases or []) - set(CASES))
     if unknown:
         _fail(f"unknown bench case(s) {', '.join(unknown)}; valid: {', '.join(CASES)}")
         return EXIT_USAGE
-    rows, table = run(cases, iterations=args.iterations, on_progress=lambda m: print(m, file=sys.stderr, flush=True))
-    _say(table)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.suite in ("fixed", "all"):
+        from .lighting.prior.estimate import load_prior
+
+        _, table = run(cases, iterations=args.iterations, on_progress=log, prior=load_prior(args.prior))
+        _say(table)
+    if args.suite in ("prior", "all"):
+        folders = args.hdris or [shared_data() / "hdri-train", shared_data() / "hdri"]
+        _, table = run_prior_validation(args.prior, folders, on_progress=log)
+        _say("")
+        _say(table)
     return EXIT_OK
+
+
+def cmd_train_prior(args) -> int:
+    from dataclasses import replace
+
+    from .lighting.prior.data import split_panoramas
+    from .lighting.prior.train import TrainSettings, train_prior
+
+    if args.out.suffix != ".safetensors":
+        _fail(f"--out {args.out}: the prior is written as safetensors; name it FILE.safetensors")
+        return EXIT_USAGE
+    train, val = split_panoramas(args.hdris, args.val)
+    _say(f"train-prior: {len(train)} training panorama(s), {len(val)} for validation: "
+         + ", ".join(p.stem for p in val))
+    settings = replace(TrainSettings(), seed=args.seed,
+                       **{k: v for k, v in (("epochs", args.epochs), ("crops_per_panorama", args.crops)) if v})
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    sidecar = train_prior(train, val, args.out, settings, device=device, on_progress=_steps("train-prior"))
+    v = sidecar["validation_figures"] or {}
+    _say(f"train-prior: wrote {args.out} and {args.out.with_suffix('.json')} in {sidecar['seconds']:.0f} s")
+    if v:
+        _say(f"train-prior: validation ({v['cases']} plates): key light direction error median "
+             f"{v['direction_error_deg_median']:.1f} deg, azimuth (keys below 60 deg) median "
+             f"{v['azimuth_error_deg_median_below_60']:.1f} deg")
+    return EXIT_OK
+
+
+def _steps(stage: str):
+    """Progress of a long loop: a tqdm bar (rate, ETA) on a terminal, a line per 5 % elsewhere."""
+    import time
+
+    state = {"bar": None, "what": None, "start": time.perf_counter(), "shown": -1}
+
+    def on_progress(done: int, total: int, message: str) -> None:
+        what = message.split(" ", 1)[0]
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            if state["bar"] is None or state["what"] != what:
+                if state["bar"] is not None:
+                    state["bar"].close()
+                state["bar"] = tqdm(total=total, initial=done - 1, desc=f"{stage}: {what}", file=sys.stderr)
+                state["what"] = what
+            state["bar"].set_postfix_str(message, refresh=False)
+            state["bar"].update(1)
+            return
+        if state["what"] != what:
+            state.update(what=what, start=time.perf_counter(), shown=-1)
+        pct = int(100 * done / max(total, 1)) // 5 * 5
+        if pct != state["shown"]:
+            state["shown"] = pct
+            rate = (time.perf_counter() - state["start"]) / max(done, 1)
+            print(f"vfxinsert: {stage}: {done}/{total} {message} (eta {rate * (total - done):.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    return on_progress
 
 
 def cmd_submit(args) -> int:
@@ -205,11 +274,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="lighting recovery on real panoramas with known ground truth",
                        description="The Poly Haven protocol: plates cut from real HDR panoramas, the panorama is the "
-                                   "true lighting. Compares the true HDRI (noise floor), the plate initialisation "
-                                   "and the reference-loss optimisation. Prints a Markdown table. Offline, CPU.")
+                                   "true lighting. Compares the true HDRI (noise floor), the plate initialisation, "
+                                   "the lighting prior, the constant guess 'overhead' and the reference-loss "
+                                   "optimisation. Prints Markdown tables. Offline, CPU.")
     p.add_argument("--cases", help="comma-separated cases (default: all)")
-    p.add_argument("--iterations", type=_count(1), default=300, help="optimisation iterations per case (default 300)")
+    p.add_argument("--iterations", type=_count(0), default=300,
+                   help="optimisation iterations per case (default 300; 0 skips the `reference` loop)")
+    p.add_argument("--suite", choices=("fixed", "prior", "all"), default="all",
+                   help="fixed: the four cases with the loop; prior: the lighting prior on its validation "
+                        "panoramas at four camera headings each; all (default): both")
+    p.add_argument("--prior", type=Path, metavar="FILE.safetensors", help="the prior to measure (default: the shipped one)")
+    p.add_argument("--hdris", type=Path, nargs="+", metavar="DIR",
+                   help="where the prior's validation panoramas are (default: ../shared/data/hdri-train and hdri)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train-prior", help="train the lighting prior on a folder of HDR panoramas",
+                       description="Synthesise plates from real HDR panoramas (perspective views, exposure, white "
+                                   "balance, camera response, noise, blur, compression), train the lighting "
+                                   "prior on them and validate on held-out panoramas. Seeded and reproducible, "
+                                   "resumable after a kill (a checkpoint per epoch beside --out). Writes FILE "
+                                   "(safetensors) and FILE.json (training-set hashes, split, validation figures).")
+    p.add_argument("--hdris", type=Path, nargs="+", required=True, metavar="DIR",
+                   help="folder(s) of lat-long HDR panoramas (.hdr/.exr)")
+    p.add_argument("--val", type=Path, nargs="+", metavar="DIR",
+                   help="folder(s) of validation panoramas; default: the shipped split's names, else a quarter")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors", help="the weights to write")
+    p.add_argument("--epochs", type=_count(1), help="passes over the synthesised plates per ensemble member (default 10)")
+    p.add_argument("--crops", type=_count(1), help="plates per training panorama (default 400)")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto: CUDA when present, else the CPU")
+    p.set_defaults(func=cmd_train_prior)
 
     p = sub.add_parser("submit", help="run shots on a Ray cluster (or a private local Ray), resumably",
                        description="Run every stage of each shot on Ray: the plate and lighting stages as one "

@@ -136,10 +136,17 @@ class AssetConfig:
 
 @dataclass(frozen=True)
 class LightingConfig:
-    init: Literal["plate", "hdri", "sky"] = "plate"
-    """Initial lighting: from the plate, from an on-set HDRI, or a sun + sky."""
+    init: Literal["auto", "prior", "plate", "hdri", "sky"] = "auto"
+    """Initial lighting: "prior" (the learned lighting prior, from the plate alone), "plate" (the plate
+    projected onto the sphere), "hdri" (an on-set HDRI) or "sky" (a sun + sky). "auto": "hdri" when an
+    HDRI is given, else "prior"."""
     hdri: Path | None = None
     """Lat-long HDRI (EXR/HDR), required when init = "hdri"."""
+    prior: Path | None = None
+    """init = "prior": a studio-trained prior (.safetensors from `vfxinsert train-prior`); default: the shipped one."""
+    compare_hdri: Path | None = None
+    """A known HDRI of the scene to compare recovered lighting against (validation shots): the QC report
+    shows both and the angle between their dominant lights. Never used for the lighting itself."""
     rotate_y_deg: float = 0.0
     """Rotation of the HDRI about +Y (right-hand rule: +90 turns +Z to +X)."""
     optimize: bool = True
@@ -148,6 +155,10 @@ class LightingConfig:
     """init = "sky": world direction towards the sun (need not be normalised), e.g. [0.5, 0.6, -0.6]."""
     lobes: int = 32
     """Spherical-Gaussian lobes for init = "plate" (and the exported fit)."""
+
+    def __post_init__(self) -> None:
+        if self.init == "auto":   # resolved once here, so every stage and hash sees the init that runs
+            object.__setattr__(self, "init", "hdri" if self.hdri is not None else "prior")
 
     def validate(self, where: str) -> None:
         if self.init == "hdri" and self.hdri is None:
@@ -411,6 +422,8 @@ def _check_files(shot: ShotConfig, where: str) -> None:
     for i, asset in enumerate(shot.asset):
         need(asset.mesh, f"[[asset]] #{i + 1} mesh", "check the mesh path (relative to the shot file)")
     need(shot.lighting.hdri, "[lighting] hdri", "check the HDRI path (relative to the shot file)")
+    need(shot.lighting.prior, "[lighting] prior", "check the .safetensors path (relative to the shot file)")
+    need(shot.lighting.compare_hdri, "[lighting] compare_hdri", "check the HDRI path (relative to the shot file)")
 
 
 def _build(cls, table: object, where: str, base: Path):

@@ -110,7 +110,8 @@ def write_report(shot: ShotConfig, *, frame_results: Sequence[StageReport], timi
     previews = [_write_frame_previews(shot, pipeline, frame, folder) for frame in sample_frames(rendered)]
     contact = _write_contact_sheet(shot, pipeline, rendered, folder / "contact.png") if rendered else None
     lighting = shot.output.dir / "lighting.exr"
-    lighting_png = _write_lighting(lighting, pipeline, folder / "lighting.png") if lighting.is_file() else None
+    lighting_png = _write_lighting(_read_latlong(lighting), pipeline, folder / "lighting.png") if lighting.is_file() else None
+    comparison = _comparison_section(shot, pipeline, lighting, folder) if shot.lighting.compare_hdri else ""
     loss_png = None
     if loss is not None:
         loss_png = "loss.png"
@@ -128,6 +129,7 @@ def write_report(shot: ShotConfig, *, frame_results: Sequence[StageReport], timi
                        contact, missing="no frame was rendered"),
         _image_section("Recovered environment (lighting.exr, tone-mapped)", lighting_png,
                        missing="no lighting.exr in the output folder"),
+        comparison,
         _image_section("Loss curve", loss_png, missing="no optimisation loss given (lighting not optimised)"),
         _tone_section(curves, tone_pngs, tone),
         _timings_section(timings),
@@ -219,13 +221,43 @@ def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path
     return path.name
 
 
-def _write_lighting(path: Path, pipeline, out: Path) -> str:
-    """``lighting.exr`` exposed so its mean luminance is mid grey, Reinhard-compressed, then displayed."""
+def _read_latlong(path: Path) -> np.ndarray:
     from .exr import channels_in_display, read_layers
-    from .color import RGB_LUMINANCE
 
     layers, header = read_layers(path)
-    env = np.maximum(channels_in_display(layers, header, ("R", "G", "B"), str(path)), 0.0)
+    return np.maximum(channels_in_display(layers, header, ("R", "G", "B"), str(path)), 0.0)
+
+
+def _comparison_section(shot: ShotConfig, pipeline, lighting: Path, folder: Path) -> str:
+    """The recovered lighting beside the known HDRI (``[lighting] compare_hdri``, turned by ``rotate_y_deg``)
+    and the angle between their dominant lights."""
+    from .lighting.panorama import rotation_y, sample_bilinear, texel_directions
+    from .lighting.sg import angular_error_deg, dominant_direction_latlong
+    from .plates import read_image
+
+    title = f"Recovered lighting against the known HDRI ({_e(shot.lighting.compare_hdri.name)})"
+    if not lighting.is_file():
+        return f"<h2>{title}</h2><p>no lighting.exr in the output folder</p>"
+    recovered = _read_latlong(lighting)
+    h = recovered.shape[0]
+    truth = sample_bilinear(read_image(shot.lighting.compare_hdri).rgb.astype(np.float32),
+                            texel_directions(h, 2 * h) @ rotation_y(shot.lighting.rotate_y_deg))
+    true_png = _write_lighting(np.maximum(truth, 0.0), pipeline, folder / "lighting_true.png")
+    a, b = dominant_direction_latlong(recovered), dominant_direction_latlong(truth)
+
+    def where(d) -> str:
+        return (f"azimuth {np.degrees(np.arctan2(d[0], -d[2])):.0f} deg, "
+                f"elevation {np.degrees(np.arcsin(np.clip(d[1], -1, 1))):.0f} deg")
+
+    return (f"<h2>{title}</h2><p>Dominant light: recovered {where(a)}; true {where(b)}; "
+            f"<b>direction error {angular_error_deg(a, b):.1f} deg</b> (azimuth 0 = -Z, 90 = +X).</p>"
+            + _img("lighting.png", "recovered (lighting.exr)") + _img(true_png, "true (compare_hdri)"))
+
+
+def _write_lighting(env: np.ndarray, pipeline, out: Path) -> str:
+    """A lat-long exposed so its mean luminance is mid grey, Reinhard-compressed, then displayed."""
+    from .color import RGB_LUMINANCE
+
     mean = float((env @ np.asarray(RGB_LUMINANCE, np.float32)).mean())
     exposed = env * (GREY_LINEAR / mean) if mean > 0 else env
     toned = exposed / (1.0 + exposed)  # Reinhard: a sun 1000x brighter than the sky still shows its shape

@@ -15,8 +15,9 @@ torch = pytest.importorskip("torch")
 
 from test_scene import look_at, sphere  # noqa: E402
 
-from vfxinsert.bench import angular_error_deg  # noqa: E402
-from vfxinsert.lighting.init import fit_sg, plate_latlong, push_pull_fill, sky_lobes  # noqa: E402
+from vfxinsert.lighting.sg import angular_error_deg  # noqa: E402
+from vfxinsert.lighting.init import plate_latlong, push_pull_fill, sky_lobes  # noqa: E402
+from vfxinsert.lighting.sg import fit_sg  # noqa: E402
 from vfxinsert.lighting.panorama import mitsuba_env_directions  # noqa: E402
 from vfxinsert.lighting.sg import SGLobes, latlong_from_lobes  # noqa: E402
 from vfxinsert.config import OptimizeConfig  # noqa: E402

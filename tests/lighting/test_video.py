@@ -32,7 +32,7 @@ SMOOTH = 1.0    # temporal smoothness of the tone curves (second differences)
 
 def pan_problem(shared_data, exposures_ev):
     """A 24-frame pan across a real panorama; frame f's plate and reference are exposed by 2^ev[f]."""
-    from vfxinsert.lighting.init import fit_sg
+    from vfxinsert.lighting.sg import fit_sg
     from vfxinsert.plates import read_image
 
     pano = read_image(shared_data / "hdri" / "potsdamer_platz_1k.hdr").rgb

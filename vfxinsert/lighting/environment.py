@@ -175,6 +175,10 @@ def lighting_inputs_hash(shot: ShotConfig, frames: list[int]) -> str:
 
     light = shot.lighting
     ident: list = [__version__, asdict(light), shot.color.working_space, file_identity(light.hdri)]
+    if light.init == "prior":   # a retrained prior (same path, new weights) re-solves the lighting
+        from .prior import prior_path
+
+        ident.append(file_identity(prior_path(light.prior)))
     if not (light.init == "hdri" and not light.optimize):
         ident += [shot_keys(shot.optimize), shot_keys(shot.guidance), asdict(shot.camera), asdict(shot.ground),
                   [asdict(a) for a in shot.asset], [file_identity(a.mesh) for a in shot.asset],

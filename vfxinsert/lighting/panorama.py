@@ -125,3 +125,4 @@ def hdri_to_mitsuba_env(latlong: np.ndarray, height: int | None = None, rotate_y
     h = height or latlong.shape[0]
     dirs = mitsuba_env_directions(h, 2 * h)
     return sample_bilinear(box_downsample(latlong, h), dirs, rotate_y_deg).astype(np.float32)
+

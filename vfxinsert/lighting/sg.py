@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..color import RGB_LUMINANCE
-from .panorama import mitsuba_env_directions, texel_directions
+from .panorama import mitsuba_env_directions, texel_directions, texel_solid_angles
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,101 @@ class SGLighting:
             axis = torch.nn.functional.normalize(self.axis_raw, dim=-1).cpu().numpy().astype(float)
             return SGLobes(axis, self.log_sharpness.exp().cpu().numpy().astype(float),
                            self.log_amplitude.exp().cpu().numpy().astype(float))
+
+
+def fibonacci_directions(count: int) -> np.ndarray:
+    """``count`` nearly uniform unit directions (golden-angle spiral)."""
+    i = np.arange(count) + 0.5
+    y = 1.0 - 2.0 * i / count
+    r = np.sqrt(np.clip(1.0 - y * y, 0.0, 1.0))
+    phi = math.pi * (3.0 - math.sqrt(5.0)) * i
+    return np.stack([r * np.cos(phi), y, r * np.sin(phi)], axis=1)
+
+
+def max_sharpness(env_height: int) -> float:
+    """The sharpest lobe a lat-long of ``env_height`` rows resolves (width 1/sqrt(lambda) about 1.5 texels)."""
+    return 200.0 * (env_height / 64.0) ** 2
+
+
+def fit_sg(latlong: np.ndarray, lobes: int = 32, iterations: int = 400, seed: int = 0) -> SGLobes:
+    """Least-squares fit of ``lobes`` SGs to a lat-long map (project convention), deterministic.
+
+    The loss is the solid-angle weighted squared error of log(1 + L): it weighs a dim sky and a bright
+    sun alike, which a plain L2 on radiance would not (the sun would take every lobe).
+    """
+    import torch
+
+    h = min(latlong.shape[0], 64)
+    if latlong.shape[0] != h:  # fit on a 64 x 128 version (box-filtered: energy preserved)
+        f = latlong.shape[0] // h
+        latlong = latlong[: h * f, : 2 * h * f].reshape(h, f, 2 * h, f, 3).mean(axis=(1, 3))
+    dirs = texel_directions(h, 2 * h)
+    weights = texel_solid_angles(h, 2 * h) * np.ones((1, 2 * h))
+    lum = latlong @ np.array(RGB_LUMINANCE)
+    # seeds: the brightest texels (suns, lamps), spread apart, then a Fibonacci cover of the rest
+    order = np.argsort(-(lum * weights).ravel())
+    seeds: list[np.ndarray] = []
+    for idx in order[:2000]:
+        d = dirs.reshape(-1, 3)[idx]
+        if all(d @ s < math.cos(math.radians(20)) for s in seeds):
+            seeds.append(d)
+        if len(seeds) >= max(1, lobes // 4):
+            break
+    seeds += list(fibonacci_directions(lobes - len(seeds)))
+    axis0 = np.array(seeds[:lobes])
+    amp0 = np.maximum(latlong.reshape(-1, 3)[[int(np.argmax(dirs.reshape(-1, 3) @ a)) for a in axis0]], 1e-3)
+    torch.manual_seed(seed)
+    target = torch.tensor(np.log1p(np.maximum(latlong, 0.0)), dtype=torch.float32)
+    w = torch.tensor(weights / weights.sum(), dtype=torch.float32)[..., None]
+    d_t = torch.tensor(dirs, dtype=torch.float32)
+    axis = torch.tensor(axis0, dtype=torch.float32, requires_grad=True)
+    log_sharp = torch.full((lobes,), math.log(20.0), requires_grad=True)
+    log_amp = torch.tensor(np.log(amp0 * 0.5), dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.Adam([axis, log_sharp, log_amp], lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=0.002)
+    for _ in range(iterations):
+        opt.zero_grad()
+        mu = torch.nn.functional.normalize(axis, dim=-1)
+        pred = torch.exp(log_sharp.exp() * (d_t @ mu.T - 1.0)) @ log_amp.exp()
+        loss = (w * (torch.log1p(pred) - target).square()).sum()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            log_sharp.clamp_(math.log(0.5), math.log(max_sharpness(h)))
+            log_amp.clamp_(-12.0, 12.0)
+    with torch.no_grad():
+        mu = torch.nn.functional.normalize(axis, dim=-1).numpy().astype(float)
+        sharp = log_sharp.exp().numpy().astype(float)
+    # The log-space fit places the lobes; their amplitudes are then refit in linear radiance (a
+    # non-negative least-squares problem, solid-angle weighted) so the lobes carry the map's energy.
+    from scipy.optimize import nnls
+
+    # A plain least-squares fit of a lobe wider than a texel to a one-texel sun overshoots its energy up
+    # to 2x, so one heavily weighted extra row asks for the map's total energy per channel as well.
+    lobe_values = np.exp(sharp * (dirs.reshape(-1, 3) @ mu.T - 1.0))
+    sqrt_w = np.sqrt(weights.reshape(-1, 1))
+    radiance = np.maximum(latlong.reshape(-1, 3), 0.0)
+    energy_row = (lobe_values * weights.reshape(-1, 1)).sum(0, keepdims=True)
+    scale = 10.0 * np.linalg.norm(lobe_values * sqrt_w) / max(np.linalg.norm(energy_row), 1e-12)
+    basis = np.concatenate([lobe_values * sqrt_w, energy_row * scale])
+    amp = np.stack([nnls(basis, np.concatenate([radiance[:, c:c + 1] * sqrt_w, [[(radiance[:, c] * weights.ravel()).sum() * scale]]])[:, 0],
+                         maxiter=50 * lobes)[0] for c in range(3)], axis=1)
+    return SGLobes(mu, sharp, np.maximum(amp, 1e-6))
+
+
+def angular_error_deg(a, b) -> float:
+    """Angle between two directions in degrees."""
+    a = np.asarray(a, float) / np.linalg.norm(a)
+    b = np.asarray(b, float) / np.linalg.norm(b)
+    return math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))
+
+
+def dominant_direction_latlong(latlong: np.ndarray) -> np.ndarray:
+    """Direction of the brightest (solid-angle weighted, lightly blurred) part of a lat-long map: the
+    "dominant light" that ``bench`` scores and the lighting prior learns to find."""
+    h, w = latlong.shape[:2]
+    lum = latlong @ np.array(RGB_LUMINANCE) * texel_solid_angles(h, w)
+    lum = sum(np.roll(np.roll(lum, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    y, x = np.unravel_index(int(np.argmax(lum)), lum.shape)
+    return texel_directions(h, w)[y, x]

@@ -120,7 +120,7 @@ def _objective_name(shot: ShotConfig) -> str:
 def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
               checkpoint) -> Environment:
     from ..scene import View
-    from .init import fit_sg, max_sharpness
+    from .sg import fit_sg, max_sharpness
     from .loop import FrameTarget, ReferenceObjective, optimise
     from .models import HDRIRefine, TwoMapSG
     from .panorama import mitsuba_env_directions, texel_directions
