@@ -107,12 +107,32 @@ def test_interrupted_run_resumes_and_ends_identically(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ckpt.exists()
-    data = torch.load(ckpt, weights_only=False)
+    data = torch.load(ckpt, weights_only=True)               # tensors and plain values only
     assert 10 <= data["iteration"] < 40                      # killed mid-run
     resumed = _run_known_answer(str(ckpt), 40)
     # identical up to float32 round-off (kernels compiled in another process may order sums differently;
     # measured differences are about 1e-6, against parameter changes of order 1 over the run)
     np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-4, atol=1e-5)
+
+
+def test_a_planted_or_damaged_checkpoint_runs_no_code_and_is_recomputed(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    scene, targets = synthetic_problem()
+    settings = OptimizeConfig(iterations=3, crop_px=PX, spp=4, checkpoint_every=1)
+    for content in (pickle.dumps({"key": "x", "payload": Payload()}), b"\x80\x04 truncated"):
+        ckpt = tmp_path / "optimise.pt"
+        ckpt.write_bytes(content)
+        result = optimise(scene, targets, TwoMapSG(random_init(0), 64, 200.0), ToneCurves(1), settings,
+                          ReferenceObjective(), shot_name="planted", checkpoint=ckpt)
+        assert not marker.exists() and result.resumed_from is None and len(result.losses) == 3
+        assert torch.load(ckpt, weights_only=True)["iteration"] == 3    # rewritten as a real checkpoint
 
 
 def test_divergence_is_recovered_and_reported():

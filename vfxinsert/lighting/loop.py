@@ -162,8 +162,13 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
     start = 0
     resumed_from = None
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(io.BytesIO(checkpoint.read_bytes()), weights_only=False)
-        if state.get("key") == key:
+        # a cache holds data, never code: tensors and plain values only (torch refuses any other pickle),
+        # and a checkpoint that cannot be read that way (damaged, planted) is recomputed, not trusted
+        try:
+            state = torch.load(io.BytesIO(checkpoint.read_bytes()), weights_only=True)
+        except Exception:   # torch raises UnpicklingError, RuntimeError, EOFError... for a bad file
+            state = {}
+        if isinstance(state, dict) and state.get("key") == key:
             _restore(state["snapshot"], lighting, tone, opt)
             losses, retries, lr_scale, start = state["losses"], state["retries"], state["lr_scale"], state["iteration"]
             resumed_from = start
