@@ -24,6 +24,7 @@ from .model import (FLOOR, GRID_H, GRID_W, NET_H, NET_W, PriorArch, build_networ
                     pitch_of, plate_normaliser, resample_area)
 
 PRIOR_FORMAT = "vfxinsert-lighting-prior"
+KEY_CONE_DEG = 25.0   # a key light within this angle of the estimate counts as found
 PRIOR_VERSION = 1
 
 
@@ -172,17 +173,32 @@ class WorldEstimate:
     fill: np.ndarray            # (GRID_H, GRID_W, 3)
     probabilities: np.ndarray   # (GRID_H, GRID_W)
 
+    @property
+    def confidence(self) -> float:
+        """The probability that the key light is within KEY_CONE_DEG of ``key_direction``."""
+        near = texel_directions(*self.probabilities.shape) @ self.key_direction > math.cos(math.radians(KEY_CONE_DEG))
+        return float(self.probabilities[near].sum())
+
     def lobes(self, count: int = 32, max_sharpness: float = 800.0) -> SGLobes:
-        """One key SG carrying the key energy plus ``count - 1`` SGs fitted to the fill."""
+        """One key SG plus ``count - 1`` SGs fitted to the fill.
+
+        The key SG carries the share of the key energy the prior is sure of (``confidence``); the rest is
+        spread over the sphere as the direction probabilities say and joins the fill. A sure prior gives a
+        hard key; an unsure one a softer light, whose shadow is less wrong when the guess is wrong (a hard
+        shadow in the wrong place is the worst composite), with the same total energy either way.
+        """
         from ..sg import fit_sg
 
         lam = float(np.clip(self.key_sharpness, 4.0, max_sharpness))
+        sure = self.confidence
         # the energy of an SG: 2 pi c / lambda * (1 - exp(-2 lambda))
-        amp = self.key_energy * lam / (2.0 * math.pi * (1.0 - math.exp(-2.0 * lam)))
+        amp = sure * self.key_energy * lam / (2.0 * math.pi * (1.0 - math.exp(-2.0 * lam)))
         key = SGLobes(self.key_direction[None], np.array([lam]), np.maximum(amp, 1e-6)[None])
         if count <= 1:
             return key
-        fill = fit_sg(self.fill.astype(np.float32), lobes=count - 1, iterations=200)
+        omega = texel_solid_angles(*self.probabilities.shape)
+        spread = (1.0 - sure) * self.key_energy * (self.probabilities / omega)[..., None]   # radiance
+        fill = fit_sg((self.fill + spread).astype(np.float32), lobes=count - 1, iterations=200)
         return SGLobes(np.concatenate([key.axis, fill.axis]), np.concatenate([key.sharpness, fill.sharpness]),
                        np.concatenate([key.amplitude, fill.amplitude]))
 
