@@ -32,6 +32,7 @@ from ..panorama import perspective_view, rotation_y, sample_bilinear, texel_dire
 from ..sg import dominant_direction_latlong
 from .model import FLOOR, GRID_H, GRID_W, NET_H, NET_W, camera_scalars, plate_normaliser, resample_area
 
+SYNTHESIS_VERSION = 1           # bump when synthesise() changes: cached plate banks are then rebuilt
 KEY_RADIUS_DEG = 15.0            # the key light region: within this angle of its direction
 PANORAMA_SUFFIXES = (".hdr", ".exr")
 

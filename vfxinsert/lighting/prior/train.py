@@ -3,10 +3,11 @@
 1. Split by panorama (data.split_panoramas); hash every file (the sidecar records them).
 2. Synthesise a fixed bank of plates per panorama (seeded by (seed, panorama, crop)), cached as plain
    arrays (.npz, loaded without pickle) beside the output, so a resumed run does not redo it.
-3. Train with AdamW and a cosine learning rate; every epoch draws its order and dropout from
-   (seed, epoch) and ends with a checkpoint (weights + optimiser moments as safetensors, the rest JSON),
-   so a killed run resumes at the last epoch boundary and ends bit-identical to an uninterrupted one.
-   A horizontal flip of plate + targets doubles the data.
+3. Train ``members`` networks one after the other (an ensemble, each its own seed) with AdamW and a
+   cosine learning rate; every epoch draws its order, augmentation and dropout from (seed, epoch) and
+   ends with a checkpoint (weights + optimiser moments as safetensors, the rest JSON), so a killed run
+   resumes at the last epoch boundary and ends bit-identical to an uninterrupted one. A horizontal flip
+   of plate + targets doubles the data.
 4. Validate on the held-out panoramas (never seen in training) and write the weights (safetensors,
    float16) with a JSON sidecar: version, training-set hashes, split, settings, validation figures.
 """
@@ -23,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ...fsutil import atomic_output, atomic_write_text
-from .data import analyse_panorama, file_sha256, synthesise
+from .data import SYNTHESIS_VERSION, analyse_panorama, file_sha256, synthesise
 from .estimate import PRIOR_FORMAT, PRIOR_VERSION, expected_error_direction, network_outputs
 from .model import GRID_H, GRID_W, NET_H, NET_W, PriorArch, build_network
 
@@ -96,7 +97,8 @@ def build_bank(paths: list[Path], crops: int, seed: int, on_progress: Progress |
 def cached_bank(cache: Path, paths: list[Path], hashes: list[str], crops: int, seed: int,
                 on_progress: Progress | None) -> Bank:
     """The bank from its cache file when the inputs match (data only: npz without pickle), else built."""
-    key = hashlib.sha256(json.dumps([hashes, crops, seed, NET_H, NET_W, GRID_H, GRID_W]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([SYNTHESIS_VERSION, hashes, crops, seed, NET_H, NET_W, GRID_H, GRID_W])
+                         .encode()).hexdigest()[:16]
     file = cache / f"bank-{key}.npz"
     if file.is_file():
         try:
