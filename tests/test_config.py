@@ -166,3 +166,43 @@ def test_lighting_init_auto_is_the_hdri_when_given_else_the_prior(tmp_path):
     explicit = VALID.replace('init = "plate"', 'init = "auto"\nprior = "light/missing.safetensors"')
     with pytest.raises(ConfigError, match="missing.safetensors"):
         load_shot(write_shot(tmp_path, explicit))
+
+
+def _plates(folder: Path, sub: str = "plate") -> list[Path]:
+    (folder / sub).mkdir(exist_ok=True)
+    files = [folder / sub / f"sh010.{f}.exr" for f in (1001, 1002, 1003)]
+    for f in files:
+        f.write_bytes(b"plate")
+    return files
+
+
+@pytest.mark.parametrize("layout", ["dir is the plate folder", "dir is the shot root with the plates in it",
+                                    "dir is the shot root: the working plates would go to the plate folder",
+                                    "dir is a symlink to the plate folder", "out/plate is a symlink"])
+def test_an_output_dir_that_would_write_over_inputs_is_refused(tmp_path, layout):
+    text = VALID
+    if layout == "dir is the plate folder":
+        text = VALID.replace('dir = "out"', 'dir = "plate"')
+    elif layout == "dir is the shot root with the plates in it":
+        text = VALID.replace('path = "plate/sh010.####.exr"', 'path = "sh010.####.exr"').replace('dir = "out"', 'dir = "."')
+        _plates(tmp_path, ".")
+    elif layout == "dir is the shot root: the working plates would go to the plate folder":
+        text = VALID.replace('dir = "out"', 'dir = "."')
+    elif layout == "dir is a symlink to the plate folder":
+        (tmp_path / "out").symlink_to(tmp_path / "plate", target_is_directory=True)
+    else:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "out" / "plate").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    shot = write_shot(tmp_path, text)
+    plates = _plates(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_shot(shot)
+    assert "[output] dir" in str(info.value) and info.value.fix
+    assert all(p.read_bytes() == b"plate" for p in plates)
+
+
+def test_an_output_dir_beside_the_inputs_is_fine(tmp_path):
+    _plates(tmp_path, "footage")
+    text = VALID.replace('path = "plate/sh010.####.exr"', 'path = "footage/sh010.####.exr"').replace('dir = "out"', 'dir = "."')
+    assert load_shot(write_shot(tmp_path, text)).output.dir == tmp_path     # working plates go to ./plate/

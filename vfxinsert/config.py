@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import types
 import typing
@@ -391,6 +392,7 @@ def load_shot(path: str | Path, *, check_colors: bool = True) -> ShotConfig:
     shot = _build(ShotConfig, table, where, base)
     shot = dataclasses.replace(shot, path=path.resolve())
     _check_files(shot, where)
+    _check_output_dir(shot, where)
     if check_colors:
         pipeline = shot.color_pipeline()
         pipeline.canonical(shot.plate.colorspace, f"{where} [plate] colorspace")
@@ -424,6 +426,46 @@ def _check_files(shot: ShotConfig, where: str) -> None:
     need(shot.lighting.hdri, "[lighting] hdri", "check the HDRI path (relative to the shot file)")
     need(shot.lighting.prior, "[lighting] prior", "check the .safetensors path (relative to the shot file)")
     need(shot.lighting.compare_hdri, "[lighting] compare_hdri", "check the HDRI path (relative to the shot file)")
+
+
+def _check_output_dir(shot: ShotConfig, where: str) -> None:
+    """Inputs are never written, by construction: with symlinks resolved, no plate or reference sequence
+    may live in ``output.dir`` or in a folder the stages write into, no other input may sit where an
+    output is written, and the folders the stages write into may not be symlinks (they would be written
+    through)."""
+    from .outputs import OUTPUT_SUBFOLDERS, is_output_name
+
+    out = shot.output.dir.resolve()
+    zones = [out / sub for sub in OUTPUT_SUBFOLDERS]
+    fix = 'give the shot an output folder of its own (e.g. [output] dir = "out")'
+    for sub in OUTPUT_SUBFOLDERS:
+        link = shot.output.dir / sub
+        if link.is_symlink():
+            raise ConfigError(f"{link} is a symbolic link (to {os.readlink(link)}); vfxinsert writes into it and "
+                              "would write through it", where=f"{where} [output] dir",
+                              fix="remove the link (vfxinsert makes a real folder there) or choose another [output] dir")
+
+    def within(path: Path, folder: Path) -> bool:
+        return path == folder or folder in path.parents
+
+    media = [("[plate] path", shot.plate.path), ("[optimize] reference", shot.optimize.reference)]
+    others = [("[lighting] hdri", shot.lighting.hdri), ("[lighting] prior", shot.lighting.prior),
+              ("[lighting] compare_hdri", shot.lighting.compare_hdri), ("[camera] track", shot.camera.track),
+              *((f"[[asset]] #{i + 1} mesh", a.mesh) for i, a in enumerate(shot.asset))]
+    for key, path in media:
+        if path is None:
+            continue
+        folder = path.parent.resolve()   # a sequence's frames, a still or a movie: all beside each other
+        if folder == out or any(within(folder, z) for z in zones):
+            raise ConfigError(f"the output folder {out} is where the {key} frames are ({folder}): the outputs would "
+                              "overwrite or mix with them", where=f"{where} [output] dir", fix=fix)
+    for key, path in others:
+        if path is None:
+            continue
+        real = path.resolve()
+        if any(within(real, z) for z in zones) or (real.parent == out and is_output_name(real.name, shot.name)):
+            raise ConfigError(f"the {key} file {real} is where vfxinsert writes its outputs ({out})",
+                              where=f"{where} [output] dir", fix=fix)
 
 
 def _build(cls, table: object, where: str, base: Path):

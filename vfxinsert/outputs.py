@@ -5,6 +5,7 @@ records a :class:`FrameResult` with the error and goes on, and returns a :class:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,16 @@ from .errors import VfxInsertError
 
 if TYPE_CHECKING:
     from .config import ShotConfig
+
+
+OUTPUT_SUBFOLDERS = ("plate", "report", ".cache")
+"""The folders the stages write into under ``output.dir`` (working plates, the QC report, caches)."""
+
+
+def is_output_name(file_name: str, shot_name: str) -> bool:
+    """Whether a stage may write a file of this name directly into ``output.dir``."""
+    fixed = {f"{shot_name}.nk", "preview.mp4", "lighting.exr", "lighting.json", "tone.json"}
+    return file_name in fixed or re.fullmatch(rf"{re.escape(shot_name)}\.-?\d+\.exr", file_name) is not None
 
 
 def frame_path(folder: Path, name: str, frame: int) -> Path:
