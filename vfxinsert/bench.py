@@ -255,22 +255,27 @@ OVERHEAD = np.array([0.0, 1.0, 0.0])
 VALIDATION_OFFSETS_DEG = (30.0, 120.0, 210.0, 300.0)
 
 
-def run_validation(prior, paths: list[Path], offsets=VALIDATION_OFFSETS_DEG, on_progress=None) -> list[BenchRow]:
+def run_validation(prior, paths: list[Path], offsets=VALIDATION_OFFSETS_DEG,
+                   on_progress=None) -> tuple[list[BenchRow], dict[str, tuple[float, float]]]:
     """The prior on held-out panoramas, several camera headings each: ``plate``, ``prior`` and the constant
-    guess ``overhead`` (direction only), beside ``hdri`` (the noise floor)."""
-    from .lighting.sg import angular_error_deg, dominant_direction_latlong
+    guess ``overhead`` (direction only), beside ``hdri`` (the noise floor). Also each case's
+    (key energy share, key elevation), for ``summarise``."""
+    from .lighting.prior.data import analyse_panorama
+    from .lighting.sg import angular_error_deg
     from .plates import read_image
 
-    rows = []
+    rows, shares = [], {}
     for path in paths:
         pano = read_image(path).rgb
-        true_dir = dominant_direction_latlong(pano[: pano.shape[0] // 2 * 2])
+        light = analyse_panorama(pano)    # its key direction is the dominant light the cases score
         for offset in offsets:
             name = f"{path.stem.removesuffix('_1k')}@{offset:.0f}"
             rows += run_case(name, pano, offset_deg=offset, camera=PLATE_CAMERA, iterations=0, prior=prior,
                              on_progress=on_progress)
-            rows.append(BenchRow(name, "overhead", angular_error_deg(OVERHEAD, true_dir), *(float("nan"),) * 3, 0.0))
-    return rows
+            rows.append(BenchRow(name, "overhead", angular_error_deg(OVERHEAD, light.key_direction),
+                                 *(float("nan"),) * 3, 0.0))
+            shares[name] = key_share(pano, light)
+    return rows, shares
 
 
 def run(cases: list[str] | None = None, iterations: int = 300, on_progress=None, prior=None) -> tuple[list[BenchRow], str]:
@@ -309,13 +314,12 @@ def validation_panoramas(prior_sidecar: dict, folders: list[Path]) -> list[Path]
     return out
 
 
-def key_share(pano: np.ndarray) -> tuple[float, float]:
-    """(share of the map's energy in its key light, the key's elevation in degrees)."""
+def key_share(pano: np.ndarray, light) -> tuple[float, float]:
+    """(share of the map's energy in its key light, the key's elevation in degrees); ``light`` is the
+    panorama's ``analyse_panorama``."""
     from .color import RGB_LUMINANCE
     from .lighting.panorama import texel_solid_angles
-    from .lighting.prior.data import analyse_panorama
 
-    light = analyse_panorama(pano)
     h, w = pano.shape[0] // 2 * 2, pano.shape[0] // 2 * 4
     total = float((np.maximum(pano[:h, :w], 0) @ np.array(RGB_LUMINANCE) * texel_solid_angles(h, w)).sum())
     return float(light.key_energy @ np.array(RGB_LUMINANCE)) / max(total, 1e-12), \
@@ -339,9 +343,8 @@ def summarise(rows: list[BenchRow], shares: dict[str, tuple[float, float]]) -> s
         sel = [r for r in rows if r.method == m]
         dom = [r for r in sel if shares[r.case][0] >= DOMINANT_SHARE]
         low = [r for r in sel if shares[r.case][1] < 60.0]
-        az = [azimuth for r in low for azimuth in [r.azimuth_error_deg]]
         lines.append(f"| {m} | {med([r.light_error_deg for r in sel])} ({len(sel)}) | {med([r.light_error_deg for r in dom])} "
-                     f"({len(dom)}) | {med(az)} ({len(low)}) | {med([r.object_error for r in sel])} | "
+                     f"({len(dom)}) | {med([r.azimuth_error_deg for r in low])} ({len(low)}) | {med([r.object_error for r in sel])} | "
                      f"{med([r.shadow_error for r in sel])} |")
     by = {(r.case, r.method): r for r in rows}
     ratios = [(by[c, "prior"].object_error / max(by[c, "plate"].object_error, 1e-12), c) for c, m in by if m == "prior"]
@@ -354,20 +357,17 @@ def summarise(rows: list[BenchRow], shares: dict[str, tuple[float, float]]) -> s
 
 def run_prior_validation(prior_path: Path | None, folders: list[Path], on_progress=None) -> tuple[list[BenchRow], str]:
     """The prior's validation bench: per-case table and medians (Markdown)."""
-    import json
-
-    from .plates import read_image
+    from .errors import ConfigError
     from .lighting.prior import SHIPPED
     from .lighting.prior.estimate import load_prior
 
     prior = load_prior(prior_path)
-    sidecar = json.loads(Path(prior.path).with_suffix(".json").read_text())
+    sidecar = prior.sidecar()
+    if sidecar is None:
+        raise ConfigError(f"the prior {prior.path} has no sidecar {prior.path.with_suffix('.json').name}",
+                          where="bench --prior", fix="keep the .json that `vfxinsert train-prior` wrote beside it")
     paths = validation_panoramas(sidecar, folders)
-    rows = run_validation(prior, paths, on_progress=on_progress)
-    shares = {}
-    for path in paths:
-        share = key_share(read_image(path).rgb)
-        shares.update({r.case: share for r in rows if r.case.startswith(path.stem.removesuffix("_1k") + "@")})
+    rows, shares = run_validation(prior, paths, on_progress=on_progress)
     head = (f"Prior {prior.path.name if prior.path != SHIPPED else '(shipped)'} on its {len(paths)} validation panoramas "
             f"(never trained on), camera headings {', '.join(f'{o:.0f}' for o in VALIDATION_OFFSETS_DEG)} degrees "
             f"from the key light's azimuth, pitch {PLATE_CAMERA.pitch_deg:.0f} degrees, {PLATE_CAMERA.focal_length_mm:.0f} mm "

@@ -115,17 +115,13 @@ def _check_assets(shot: ShotConfig) -> list[Finding]:
 
 def _check_prior(light) -> Finding:
     """The prior loads (safetensors, a vfxinsert prior of this version); its sidecar's validation figure."""
-    import json
-
     from .lighting.prior.estimate import PRIOR_VERSION, load_prior
 
     prior = load_prior(light.prior)   # ConfigError (what, where, fix) when it does not
-    sidecar = prior.path.with_suffix(".json")
+    figures = (prior.sidecar() or {}).get("validation_figures") or {}
     figure = ""
-    if sidecar.is_file():
-        v = (json.loads(sidecar.read_text()).get("validation_figures") or {})
-        if v.get("direction_error_deg_median") is not None:
-            figure = f", validation: key light {v['direction_error_deg_median']:.0f} deg median error"
+    if figures.get("direction_error_deg_median") is not None:
+        figure = f", validation: key light {figures['direction_error_deg_median']:.0f} deg median error"
     return Finding("lighting", True, f"init 'prior': {prior.path.name} (version {PRIOR_VERSION}){figure}, "
                                      f"optimize {str(light.optimize).lower()}")
 

@@ -231,7 +231,7 @@ def _read_latlong(path: Path) -> np.ndarray:
 def _comparison_section(shot: ShotConfig, pipeline, lighting: Path, folder: Path) -> str:
     """The recovered lighting beside the known HDRI (``[lighting] compare_hdri``, turned by ``rotate_y_deg``)
     and the angle between their dominant lights."""
-    from .lighting.panorama import rotation_y, sample_bilinear, texel_directions
+    from .lighting.panorama import sample_bilinear, texel_directions
     from .lighting.sg import angular_error_deg, dominant_direction_latlong
     from .plates import read_image
 
@@ -240,8 +240,8 @@ def _comparison_section(shot: ShotConfig, pipeline, lighting: Path, folder: Path
         return f"<h2>{title}</h2><p>no lighting.exr in the output folder</p>"
     recovered = _read_latlong(lighting)
     h = recovered.shape[0]
-    truth = sample_bilinear(read_image(shot.lighting.compare_hdri).rgb.astype(np.float32),
-                            texel_directions(h, 2 * h) @ rotation_y(shot.lighting.rotate_y_deg))
+    truth = sample_bilinear(read_image(shot.lighting.compare_hdri).rgb.astype(np.float32), texel_directions(h, 2 * h),
+                            shot.lighting.rotate_y_deg)
     true_png = _write_lighting(np.maximum(truth, 0.0), pipeline, folder / "lighting_true.png")
     a, b = dominant_direction_latlong(recovered), dominant_direction_latlong(truth)
 

@@ -10,6 +10,7 @@ import pytest
 
 from vfxinsert.errors import ConfigError
 from vfxinsert.lighting.prior import data as pdata
+from vfxinsert.lighting.prior import model
 from vfxinsert.lighting.prior import SHIPPED
 from vfxinsert.lighting.prior.estimate import estimate_world, expected_error_direction, heading_to_world, load_prior
 from vfxinsert.lighting.prior.train import quick_settings, train_prior
@@ -155,11 +156,9 @@ def test_heading_frame_round_trip_and_a_light_in_view_is_ahead():
     assert float(light.key_direction @ sun) > math.cos(math.radians(3.0))
     # a camera heading towards the sun's azimuth sees it straight ahead (-Z) in its heading frame
     heading = math.degrees(math.atan2(-sun[0], -sun[2]))
-    from vfxinsert.lighting.prior.model import heading_of
-
-    assert heading_of(pdata.camera_pose(heading, -10.0)) == pytest.approx(heading)
+    assert model.heading_of(pdata.camera_pose(heading, -10.0)) == pytest.approx(heading)
     ex = pdata.synthesise(pano, light, np.random.default_rng(0))
-    assert ex.image.shape == (pdata.NET_H, pdata.NET_W, 3)
-    grid = np.exp(8.0 * (texel_directions(pdata.GRID_H, pdata.GRID_W) @ np.array([0.0, 0.34, -0.94]) - 1.0))
+    assert ex.image.shape == (model.NET_H, model.NET_W, 3)
+    grid = np.exp(8.0 * (texel_directions(model.GRID_H, model.GRID_W) @ np.array([0.0, 0.34, -0.94]) - 1.0))
     world = heading_to_world(grid / grid.sum(), heading)
     assert float(expected_error_direction(world / world.sum()) @ sun) > math.cos(math.radians(8.0))

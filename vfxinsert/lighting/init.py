@@ -106,6 +106,14 @@ def init_from_hdri(context: ShotContext, frames: list[int]) -> np.ndarray:
     return read_image(context.shot.lighting.hdri).rgb
 
 
+def keyframes(frames: list[int], count: int) -> list[int]:
+    """At most ``count`` of ``frames``, evenly spaced, first and last included (all of them when fewer)."""
+    if len(frames) <= count:
+        return list(frames)
+    idx = np.unique(np.round(np.linspace(0, len(frames) - 1, count)).astype(int))
+    return [frames[i] for i in idx]
+
+
 PRIOR_KEYFRAMES = 8   # frames the prior looks at (evenly spaced): about 0.1 s each on a CPU
 
 
@@ -115,9 +123,7 @@ def init_from_prior(context: ShotContext, frames: list[int]) -> SGLobes:
     from .prior.estimate import estimate_world, load_prior
 
     light = context.shot.lighting
-    picks = [frames[round(i * (len(frames) - 1) / max(PRIOR_KEYFRAMES - 1, 1))]
-             for i in range(min(PRIOR_KEYFRAMES, len(frames)))]
-    plates = [context.plate(f) for f in dict.fromkeys(picks)]
+    plates = [context.plate(f) for f in keyframes(frames, PRIOR_KEYFRAMES)]
     world = estimate_world(load_prior(light.prior), [p.rgb for p in plates], [p.cam_to_world for p in plates],
                            [p.intrinsics.fov_x_deg for p in plates])
     return world.lobes(light.lobes)

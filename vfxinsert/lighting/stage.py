@@ -70,13 +70,6 @@ def crop_resample(image: np.ndarray, window, size: int) -> np.ndarray:
     return dst.get_pixels(oiio.FLOAT).reshape(size, size, 3)
 
 
-def _keyframes(frames: list[int], count: int) -> list[int]:
-    if len(frames) <= count:
-        return list(frames)
-    idx = np.unique(np.round(np.linspace(0, len(frames) - 1, count)).astype(int))
-    return [frames[i] for i in idx]
-
-
 def solve_lighting(shot: ShotConfig, frames: list[int], *, context: ShotContext | None = None,
                    on_progress: Callable[[str], None] | None = None,
                    on_iteration: Callable[[int, int, float], None] | None = None,
@@ -122,13 +115,14 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
     from ..scene import View
     from .sg import fit_sg, max_sharpness
     from .loop import FrameTarget, ReferenceObjective, optimise
+    from .init import keyframes
     from .models import HDRIRefine, TwoMapSG
     from .panorama import mitsuba_env_directions, texel_directions
     from .tone import ToneCurves, ToneExport
 
     shot = context.shot
     settings = shot.optimize
-    keys = _keyframes(frames, settings.keyframes)
+    keys = keyframes(frames, settings.keyframes)
     references = _read_references(shot, keys) if objective_name == "reference" else {}
     targets = []
     plates = []

@@ -28,9 +28,9 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...color import RGB_LUMINANCE
-from ..panorama import perspective_view, rotation_y, sample_bilinear, texel_directions, texel_solid_angles
+from ..panorama import box_downsample, perspective_view, rotation_y, sample_bilinear, texel_directions, texel_solid_angles
 from ..sg import dominant_direction_latlong
-from .model import FLOOR, GRID_H, GRID_W, NET_H, NET_W, camera_scalars, plate_normaliser, resample_area
+from .model import FLOOR, GRID_H, NET_H, NET_W, camera_scalars, plate_normaliser, resample_area
 
 SYNTHESIS_VERSION = 1           # bump when synthesise() changes: cached plate banks are then rebuilt
 KEY_RADIUS_DEG = 15.0            # the key light region: within this angle of its direction
@@ -119,18 +119,6 @@ def analyse_panorama(pano: np.ndarray) -> PanoramaLight:
     return PanoramaLight(key, energy, sharpness, fill)
 
 
-def to_heading_frame(latlong: np.ndarray, heading_deg: float, height: int) -> np.ndarray:
-    """A world lat-long map as seen in the heading frame (d_world = Ry(heading) d_heading), at ``height`` rows."""
-    dirs = texel_directions(height, 2 * height) @ rotation_y(heading_deg).T
-    return sample_bilinear(latlong, dirs)
-
-
-def grid_box(latlong: np.ndarray) -> np.ndarray:
-    """Box-filter a lat-long (H a multiple of GRID_H) to the prior's 16 x 32 grid."""
-    f = latlong.shape[0] // GRID_H
-    return latlong.reshape(GRID_H, f, GRID_W, f, -1).mean(axis=(1, 3))
-
-
 def camera_pose(heading_deg: float, pitch_deg: float) -> np.ndarray:
     from ...camera import euler_zxy_to_matrix
 
@@ -184,7 +172,8 @@ def synthesise(pano: np.ndarray, light: PanoramaLight, rng: np.random.Generator,
     # the heading frame of this camera: the panorama is the world; d_world = Ry(heading) d_heading
     to_heading = rotation_y(heading).T
     key_dir = to_heading @ light.key_direction
-    fill = grid_box(to_heading_frame(light.fill, heading, 64)) * gain / m
+    # the fill as the heading frame sees it (a world map turned by -heading), box-filtered to the grid
+    fill = box_downsample(sample_bilinear(light.fill, texel_directions(64, 128), -heading), GRID_H // 2) * gain / m
     energy = light.key_energy * gain / m
     return Example(image.astype(np.float32), camera_scalars(pitch, fov, aspect), key_dir.astype(np.float32),
                    np.log(energy + FLOOR).astype(np.float32), float(math.log(light.key_sharpness)),

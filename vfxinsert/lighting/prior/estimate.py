@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ..sg import SGLobes
-from ..panorama import rotation_y, sample_bilinear, texel_directions, texel_solid_angles
+from ..panorama import sample_bilinear, texel_directions, texel_solid_angles
 from . import prior_path
 from .model import (FLOOR, GRID_H, GRID_W, NET_H, NET_W, PriorArch, build_network, camera_scalars, heading_of,
                     pitch_of, plate_normaliser, resample_area)
@@ -35,6 +35,11 @@ class LightingPrior:
     networks: list
     arch: PriorArch
     path: Path
+
+    def sidecar(self) -> dict | None:
+        """The JSON that `vfxinsert train-prior` wrote beside the weights (split, hashes, figures); None if absent."""
+        file = self.path.with_suffix(".json")
+        return json.loads(file.read_text()) if file.is_file() else None
 
 
 def load_prior(path: Path | str | None = None) -> LightingPrior:
@@ -156,11 +161,11 @@ def expected_error_direction(probabilities: np.ndarray, candidates: int = 48) ->
 
 
 def heading_to_world(grid: np.ndarray, heading_deg: float) -> np.ndarray:
-    """A heading-frame grid resampled onto the world grid: world d looks up heading Ry(heading)^T d."""
-    dirs = texel_directions(grid.shape[0], grid.shape[1]) @ rotation_y(heading_deg)
+    """A heading-frame grid resampled onto the world grid: the grid turned by the heading about +Y."""
+    dirs = texel_directions(grid.shape[0], grid.shape[1])
     if grid.ndim == 2:
-        return sample_bilinear(grid[..., None].astype(np.float32), dirs)[..., 0]
-    return sample_bilinear(grid.astype(np.float32), dirs)
+        return sample_bilinear(grid[..., None].astype(np.float32), dirs, heading_deg)[..., 0]
+    return sample_bilinear(grid.astype(np.float32), dirs, heading_deg)
 
 
 @dataclass(frozen=True)
