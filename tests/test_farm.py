@@ -18,7 +18,8 @@ from vfxinsert.config import load_shot
 from vfxinsert.errors import VfxInsertError
 from vfxinsert.exr import read_layers
 from vfxinsert.pipeline import lighting_stage, plate_stage, render_stage
-from vfxinsert.status import format_frames, format_status, shot_status
+from vfxinsert.sequences import format_frames
+from vfxinsert.status import format_status, shot_status
 
 LAYERS = {"R", "G", "B", "A", "shadow.R", "shadow.G", "shadow.B", "comp.R", "comp.G", "comp.B"}
 

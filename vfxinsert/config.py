@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from .errors import ConfigError
 from .guidance.objectives import OBJECTIVES
+from .inputs import check_files, check_output_dir
+from .tomltypes import build
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -389,174 +388,13 @@ def load_shot(path: str | Path, *, check_colors: bool = True) -> ShotConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=where, fix="fix the syntax at that line") from exc
     base = path.resolve().parent
-    shot = _build(ShotConfig, table, where, base)
+    shot = build(ShotConfig, table, where, base, top=True)
     shot = dataclasses.replace(shot, path=path.resolve())
-    _check_files(shot, where)
-    _check_output_dir(shot, where)
+    check_files(shot, where)
+    check_output_dir(shot, where)
     if check_colors:
         pipeline = shot.color_pipeline()
         pipeline.canonical(shot.plate.colorspace, f"{where} [plate] colorspace")
         pipeline.canonical(shot.color.working_space, f"{where} [color] working_space")
         pipeline.check_display_view(f"{where} [color] display/view")
     return shot
-
-
-def _check_files(shot: ShotConfig, where: str) -> None:
-    """Named files exist (a sequence pattern: its folder exists; frames are checked by `check`)."""
-    def need(p: Path | None, key: str, fix: str) -> None:
-        if p is not None and not p.exists():
-            raise ConfigError(f"file not found: {p}", where=f"{where} {key}", fix=fix)
-
-    from .plates import parse_pattern
-
-    def need_media(p: Path | None, key: str) -> None:
-        if p is not None and parse_pattern(str(p)) is not None:
-            need(p.parent, key, "check the folder of the frame pattern (paths are relative to the shot file)")
-        else:
-            need(p, key, "check the path (relative to the shot file)")
-
-    need_media(shot.plate.path, "[plate] path")
-    if parse_pattern(str(shot.plate.path)) is not None and shot.plate.frames is None:
-        raise ConfigError("a frame pattern needs a frame range", where=f"{where} [plate] frames",
-                          fix="add frames = [first, last]")
-    need_media(shot.optimize.reference, "[optimize] reference")
-    need(shot.camera.track, "[camera] track", "check the .chan path (relative to the shot file)")
-    for i, asset in enumerate(shot.asset):
-        need(asset.mesh, f"[[asset]] #{i + 1} mesh", "check the mesh path (relative to the shot file)")
-    need(shot.lighting.hdri, "[lighting] hdri", "check the HDRI path (relative to the shot file)")
-    need(shot.lighting.prior, "[lighting] prior", "check the .safetensors path (relative to the shot file)")
-    need(shot.lighting.compare_hdri, "[lighting] compare_hdri", "check the HDRI path (relative to the shot file)")
-
-
-def _check_output_dir(shot: ShotConfig, where: str) -> None:
-    """Inputs are never written, by construction: with symlinks resolved, no plate or reference sequence
-    may live in ``output.dir`` or in a folder the stages write into, no other input may sit where an
-    output is written, and the folders the stages write into may not be symlinks (they would be written
-    through)."""
-    from .outputs import OUTPUT_SUBFOLDERS, is_output_name
-
-    out = shot.output.dir.resolve()
-    zones = [out / sub for sub in OUTPUT_SUBFOLDERS]
-    fix = 'give the shot an output folder of its own (e.g. [output] dir = "out")'
-    for sub in OUTPUT_SUBFOLDERS:
-        link = shot.output.dir / sub
-        if link.is_symlink():
-            raise ConfigError(f"{link} is a symbolic link (to {os.readlink(link)}); vfxinsert writes into it and "
-                              "would write through it", where=f"{where} [output] dir",
-                              fix="remove the link (vfxinsert makes a real folder there) or choose another [output] dir")
-
-    def within(path: Path, folder: Path) -> bool:
-        return path == folder or folder in path.parents
-
-    media = [("[plate] path", shot.plate.path), ("[optimize] reference", shot.optimize.reference)]
-    others = [("[lighting] hdri", shot.lighting.hdri), ("[lighting] prior", shot.lighting.prior),
-              ("[lighting] compare_hdri", shot.lighting.compare_hdri), ("[camera] track", shot.camera.track),
-              *((f"[[asset]] #{i + 1} mesh", a.mesh) for i, a in enumerate(shot.asset))]
-    for key, path in media:
-        if path is None:
-            continue
-        folder = path.parent.resolve()   # a sequence's frames, a still or a movie: all beside each other
-        if folder == out or any(within(folder, z) for z in zones):
-            raise ConfigError(f"the output folder {out} is where the {key} frames are ({folder}): the outputs would "
-                              "overwrite or mix with them", where=f"{where} [output] dir", fix=fix)
-    for key, path in others:
-        if path is None:
-            continue
-        real = path.resolve()
-        if any(within(real, z) for z in zones) or (real.parent == out and is_output_name(real.name, shot.name)):
-            raise ConfigError(f"the {key} file {real} is where vfxinsert writes its outputs ({out})",
-                              where=f"{where} [output] dir", fix=fix)
-
-
-def _build(cls, table: object, where: str, base: Path):
-    """Build dataclass ``cls`` from a TOML table, recursing into nested tables by type hint."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"expected a table, got {_tname(table)}", where=where, fix="see the shot-file reference in README")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("key", True)}
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r}", where=where, fix=f"valid keys here: {', '.join(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        key_where = _key_where(where, name, hints[name], top=cls is ShotConfig)
-        if name in table:
-            kwargs[name] = _convert(hints[name], table[name], key_where, base)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing required key {name!r}", where=where,
-                              fix=f"add {name} = ... (see the shot-file reference in README)")
-        elif isinstance(f.default, Path) and not f.default.is_absolute():
-            kwargs[name] = base / f.default  # default paths are relative to the shot file too
-        elif dataclasses.is_dataclass(hints[name]):
-            kwargs[name] = _build(hints[name], {}, key_where, base)  # an omitted table: its defaults
-    obj = cls(**kwargs)
-    if hasattr(obj, "validate"):
-        obj.validate(where)
-    return obj
-
-
-def _key_where(where: str, name: str, hint, top: bool) -> str:
-    """How a key is named in messages: ``shot.toml [plate] frames``, ``shot.toml [[asset]]``."""
-    if top and dataclasses.is_dataclass(hint):
-        return f"{where} [{name}]"
-    if top and typing.get_origin(hint) is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
-        return f"{where} [[{name}]]"
-    return f"{where} {name}"
-
-
-def _tname(value: object) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _convert(hint, value, where: str, base: Path):
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return _convert(option, value, where, base)
-            except ConfigError as exc:
-                errors.append(exc.what)
-        raise ConfigError(" or ".join(dict.fromkeys(errors)), where=where, fix="see the shot-file reference in README")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{value!r} is not allowed", where=where,
-                              fix=f"use one of: {', '.join(repr(a) for a in args)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"expected an array, got {_tname(value)}", where=where, fix="write [a, b, ...]")
-        if len(args) == 2 and args[1] is Ellipsis:
-            item = "{} #{}" if dataclasses.is_dataclass(args[0]) else "{}[{}]"
-            return tuple(_convert(args[0], v, item.format(where, i + 1), base) for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"expected {len(args)} values, got {len(value)}", where=where,
-                              fix=f"write an array of {len(args)} values")
-        return tuple(_convert(a, v, f"{where}[{i + 1}]", base) for i, (a, v) in enumerate(zip(args, value)))
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where, base)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {_tname(value)}", where=where, fix="write true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {_tname(value)} {value!r}", where=where, fix="write a whole number")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"expected a finite number, got {_tname(value)} {value!r}", where=where, fix="write a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {_tname(value)}", where=where, fix='write "text" in quotes')
-        return value
-    if hint is Path:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"expected a path string, got {_tname(value)}", where=where, fix='write "relative/path"')
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
-    raise TypeError(f"config.py has no converter for {hint!r}")  # a programming error, not a user's

@@ -37,7 +37,7 @@ from typing import Callable, Iterator, Sequence
 from .config import ShotConfig
 from .errors import SetupError, VfxInsertError
 from .outputs import FrameResult, StageReport, insert_path
-from .status import format_frames
+from .sequences import format_frames
 
 DEFAULT_CHUNK = 10
 """Frames per render task: enough to amortise a worker's start-up and scene build (OpenJD and OpenCue

@@ -267,7 +267,7 @@ def nuke_sequence_path(path: str | os.PathLike) -> str:
 
     A path without a frame pattern (a still, a movie) is returned as it is (forward slashes).
     """
-    from .plates import parse_pattern
+    from .sequences import parse_pattern
 
     text = Path(path).as_posix()
     pattern = parse_pattern(text)

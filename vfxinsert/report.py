@@ -25,6 +25,7 @@ from .config import ShotConfig
 from .errors import OutputError
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .outputs import StageReport, insert_path, working_plate_path
+from .sequences import format_frames
 
 #: Widest preview written for a frame (plates are 2-4k wide; the report only needs to be looked at).
 MAX_PREVIEW_WIDTH_PX = 960
@@ -426,22 +427,11 @@ def _img(src: str, caption: str, css: str = "") -> str:
 
 def _summary(shot: ShotConfig, pipeline, rendered: Sequence[int], failed: set[int]) -> str:
     rows = [("shot file", shot.path), ("output folder", shot.output.dir),
-            ("frames rendered", _ranges(rendered) or "none"), ("frames failed", _ranges(sorted(failed)) or "none"),
+            ("frames rendered", format_frames(rendered) if rendered else "none"), ("frames failed", format_frames(failed) if failed else "none"),
             ("plate", f"{shot.plate.path} ({shot.plate.colorspace})"),
             ("colour", f"OCIO {pipeline.source}; working space {pipeline.working_space}; images shown "
                        f"through {pipeline.display} / {pipeline.view}")]
     return "<h2>Summary</h2>" + _table(("item", "value"), rows)
-
-
-def _ranges(frames: Sequence[int]) -> str:
-    """``1-3, 7`` for [1, 2, 3, 7]."""
-    parts: list[str] = []
-    for f in frames:
-        if parts and parts[-1][1] == f - 1:
-            parts[-1][1] = f
-        else:
-            parts.append([f, f])  # type: ignore[arg-type]
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 def _errors_section(reports: Sequence[StageReport]) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .config import ShotConfig
 from .errors import VfxInsertError
 from .ingest import plate_frame_hash
 from .outputs import insert_path, working_plate_path
+from .sequences import format_frames
 
 if TYPE_CHECKING:
     from .lighting.environment import Environment
@@ -145,23 +146,6 @@ def _lighting_status(shot: ShotConfig, plates: tuple[int, ...]) -> tuple[Lightin
     digest = lighting_inputs_hash(shot, list(plates))
     state: LightingState = "solved" if env.inputs_hash == digest else "stale"
     return LightingStatus(state, env.source), env
-
-
-def format_frames(frames: Iterable[int]) -> str:
-    """Frame numbers as inclusive ranges: ``1001-1010, 1012``; ``-`` when there are none."""
-    ordered = sorted(set(frames))
-    if not ordered:
-        return "-"
-    spans = []
-    first = last = ordered[0]
-    for f in ordered[1:]:
-        if f == last + 1:
-            last = f
-            continue
-        spans.append((first, last))
-        first = last = f
-    spans.append((first, last))
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def format_status(status: ShotStatus) -> list[str]:
