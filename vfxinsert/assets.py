@@ -13,6 +13,10 @@ from .errors import MeshError
 if TYPE_CHECKING:
     from .config import AssetConfig
 
+MIN_SIZE_M, MAX_SIZE_M = 1e-4, 1e5
+"""World sizes an asset may have (0.1 mm .. 100 km) and how far from the origin it may reach: beyond them
+single-precision ray tracing loses the object or its shadow."""
+
 
 @dataclass(frozen=True)
 class MeshInfo:
@@ -34,13 +38,35 @@ def load_trimesh(path: Path):
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False)
     except Exception as exc:  # trimesh raises many unrelated types for corrupt files
-        raise MeshError(f"cannot load mesh: {exc}", where=str(path),
+        raise MeshError(f"not a readable {path.suffix.lstrip('.').upper()} mesh ({_parser_says(exc)})", where=str(path),
                         fix="re-export it as .obj, .ply or .glb (triangles)") from exc
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise MeshError("mesh has no triangles", where=str(path), fix="export the geometry as triangles")
-    if not np.isfinite(mesh.vertices).all():
-        raise MeshError("mesh has non-finite vertex positions", where=str(path), fix="clean the mesh before export")
+    check_geometry(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces), str(path))
     return mesh
+
+
+def _parser_says(exc: Exception) -> str:
+    """A parser's exception in words (trimesh's KeyError of a PLY property says only ``'y'``)."""
+    if isinstance(exc, KeyError):
+        return f"the parser found no field {exc} the file's header promises, or the data ends early"
+    if isinstance(exc, (IndexError, ValueError)) and not str(exc):
+        return f"{type(exc).__name__}: the data does not match the header"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def check_geometry(vertices: np.ndarray, faces: np.ndarray, where: str) -> None:
+    """Finite vertices that every face indexes, and some triangle with area (MeshError otherwise)."""
+    if not np.isfinite(vertices).all():
+        bad = int((~np.isfinite(vertices)).any(axis=1).sum())
+        raise MeshError(f"{bad} vertex position(s) are NaN or infinite", where=where, fix="clean the mesh before export")
+    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise MeshError(f"faces index vertices outside 0..{len(vertices) - 1}", where=where, fix="re-export the mesh")
+    tri = vertices[faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    if not (area > 0).any():
+        raise MeshError(f"all {len(faces)} triangle(s) have zero area (the mesh is a point or a line)", where=where,
+                        fix="export the real geometry")
 
 
 def inspect_mesh(path: Path) -> MeshInfo:
@@ -117,4 +143,14 @@ def load_asset_parts(asset: AssetConfig, index: int) -> list[MeshPart]:
                               tuple(float(c) for c in color), rough, metal, texture))
     if not parts:
         raise MeshError("no triangles in the asset", where=str(asset.mesh), fix="export the geometry as triangles")
+    for part in parts:
+        check_geometry(part.vertices, part.faces, str(asset.mesh))
+    lo = np.min([p.vertices.min(0) for p in parts], axis=0)
+    hi = np.max([p.vertices.max(0) for p in parts], axis=0)
+    size, reach = float(np.max(hi - lo)), float(np.abs(np.concatenate([lo, hi])).max())
+    if not (MIN_SIZE_M <= size <= MAX_SIZE_M) or reach > MAX_SIZE_M:
+        raise MeshError(f"the asset is {size:.3g} m across in the world, reaching {reach:.3g} m "
+                        f"from the origin; vfxinsert renders objects {MIN_SIZE_M:g}..{MAX_SIZE_M:g} m across within "
+                        f"{MAX_SIZE_M:g} m", where=str(asset.mesh),
+                        fix="check [[asset]] scale (the mesh's units: 0.01 for centimetres) and position_m")
     return parts

@@ -127,20 +127,23 @@ def _check_prior(light) -> Finding:
 
 
 def _check_lighting(shot: ShotConfig) -> list[Finding]:
-    light = shot.lighting
-    if light.init == "prior":
-        return [_check_prior(light)]
-    if light.init != "hdri":
-        return [Finding("lighting", True, f"init {light.init!r}, optimize {str(light.optimize).lower()}")]
-    from .plates import read_image
+    from .lighting.hdri import read_hdri
 
-    hdri = read_image(light.hdri)
-    h, w = hdri.rgb.shape[:2]
-    if w != 2 * h:
-        return [Finding("lighting", False, f"{light.hdri}: HDRI is {w}x{h}, not a 2:1 lat-long. "
-                                           "Fix: supply an equirectangular (lat-long) map")]
-    return [Finding("lighting", True, f"HDRI {light.hdri.name} {w}x{h}, peak {float(hdri.rgb.max()):.4g}, "
-                                      f"rotate_y {light.rotate_y_deg} deg")]
+    light = shot.lighting
+    findings = []       # (init "auto" is resolved at load)
+    if light.init == "prior":
+        findings.append(_check_prior(light))
+    elif light.init != "hdri":
+        findings.append(Finding("lighting", True, f"init {light.init!r}, optimize {str(light.optimize).lower()}"))
+    for key, path in (("[lighting] hdri", light.hdri), ("[lighting] compare_hdri", light.compare_hdri)):
+        if path is None:
+            continue
+        hdri = read_hdri(path, key)     # ConfigError when it is no lat-long or holds no light
+        h, w = hdri.rgb.shape[:2]
+        findings.append(Finding("lighting", True, f"{key} {path.name} {w}x{h}, peak {float(hdri.rgb.max()):.4g}, "
+                                                  f"rotate_y {light.rotate_y_deg} deg"))
+        findings.extend(Finding("lighting", True, note, warning=True) for note in hdri.notes())
+    return findings
 
 
 def _check_guidance(shot: ShotConfig) -> list[Finding]:

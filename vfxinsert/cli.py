@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import VfxInsertError
+from .errors import VfxInsertError, VfxInsertWarning
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -21,6 +22,22 @@ def _say(text: str = "") -> None:
 
 def _fail(text: str) -> None:
     print(f"vfxinsert: error: {text}", file=sys.stderr, flush=True)
+
+
+def _show_warnings() -> None:
+    """Print each distinct VfxInsertWarning once as ``vfxinsert: warning: <line>``; others as Python does."""
+    shown = warnings.showwarning
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, VfxInsertWarning):
+            return shown(message, category, filename, lineno, file, line)
+        if str(message) not in seen:
+            seen.add(str(message))
+            print(f"vfxinsert: warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", VfxInsertWarning)
 
 
 def cmd_check(args) -> int:
@@ -116,13 +133,15 @@ def _iterations(every: int = 50):
 
 
 def _summarise(report) -> int:
+    """The stage's one summary line (each failure's reason was printed once, as it happened)."""
+    from .sequences import format_frames
+
     done = [r for r in report.results if not r.error]
     written = [r for r in done if not r.skipped]
     folder = done[0].path.parent if done else None
+    failed = f" ({format_frames(r.frame for r in report.failed)})" if report.failed else ""
     _say(f"{report.stage}: {len(written)} frame(s) written, {len(done) - len(written)} up to date, "
-         f"{len(report.failed)} failed" + (f"; outputs in {folder}" if folder else ""))
-    for r in report.failed:
-        _fail(f"frame {r.frame}: {r.error}")
+         f"{len(report.failed)} failed{failed}" + (f"; outputs in {folder}" if folder else ""))
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
@@ -331,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors, as argparse does
+    _show_warnings()
     try:
         return args.func(args)
     except VfxInsertError as exc:

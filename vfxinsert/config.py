@@ -24,6 +24,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SCHEMA_VERSION = 1
+MAX_FRAMES = 100_000
+"""The most frames one shot may have (over an hour at 24 fps): a longer range is a typo, not a shot."""
 Vec3 = tuple[float, float, float]
 GuidanceMethod = Literal[tuple(OBJECTIVES)]  # type: ignore[valid-type]
 """``[guidance] method``: a key of the one mapping from method to objective class (guidance/objectives.py),
@@ -53,6 +55,10 @@ class PlateConfig:
         if self.frames is not None and self.frames[0] > self.frames[1]:
             raise ConfigError(f"first frame {self.frames[0]} is after last frame {self.frames[1]}",
                               where=f"{where} frames", fix="write frames = [first, last] with first <= last")
+        if self.frames is not None and self.frames[1] - self.frames[0] + 1 > MAX_FRAMES:
+            raise ConfigError(f"frames {list(self.frames)} is {self.frames[1] - self.frames[0] + 1} frames; a shot has at "
+                              f"most {MAX_FRAMES}", where=f"{where} frames",
+                              fix="check the range (split a longer sequence into shots)")
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,9 @@ class AssetConfig:
     """What the object is ("teapot"), used as {class} in prompts; default: the mesh file name."""
 
     def validate(self, where: str) -> None:
-        if not self.scale > 0:
-            raise ConfigError(f"scale {self.scale} must be > 0", where=f"{where} scale", fix="e.g. scale = 1.0")
+        if not 1e-6 <= self.scale <= 1e6:
+            raise ConfigError(f"scale {self.scale} is outside 1e-6..1e6", where=f"{where} scale",
+                              fix="e.g. scale = 1.0 for a mesh modelled in metres, 0.01 for centimetres")
         if self.mesh.suffix.lower() not in (".obj", ".ply", ".glb"):
             raise ConfigError(f"mesh format {self.mesh.suffix!r} is not supported", where=f"{where} mesh",
                               fix="convert it to .obj, .ply or .glb")
@@ -344,8 +351,10 @@ class ShotConfig:
         if self.schema != SCHEMA_VERSION:
             raise ConfigError(f"schema {self.schema} is not supported (this vfxinsert reads schema {SCHEMA_VERSION})",
                               where=f"{where} schema", fix=f"set schema = {SCHEMA_VERSION} or use a matching vfxinsert")
-        if not self.name or not all(ch.isalnum() or ch in "_-." for ch in self.name):
-            raise ConfigError(f"name {self.name!r} must be non-empty and use only letters, digits, '_', '-', '.'",
+        if not self.name or not all(ch.isascii() and (ch.isalnum() or ch in "_-.") for ch in self.name) \
+                or not self.name[0].isalnum() or len(self.name) > 100:
+            raise ConfigError(f"name {self.name!r} must start with a letter or digit and use only letters, digits, "
+                              "'_', '-', '.' (at most 100 characters): it starts every output file name",
                               where=f"{where} name", fix='e.g. name = "sh010"')
         if not self.asset:
             raise ConfigError("no [[asset]] table", where=where, fix="add an [[asset]] with mesh = ...")

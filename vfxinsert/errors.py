@@ -5,6 +5,26 @@ Library code raises these; only the CLI prints them and turns them into exit cod
 """
 from __future__ import annotations
 
+import warnings
+
+
+def one_line(what: str, where: str | None = None, fix: str | None = None) -> str:
+    """A problem as one line: ``where: what. Fix: fix`` (errors and warnings alike)."""
+    text = f"{where}: {what}" if where else what
+    if fix:
+        text = f"{text.rstrip('.')}. Fix: {fix}"
+    return text
+
+
+class VfxInsertWarning(UserWarning):
+    """Something worth a look that does not stop the shot (a damaged cache recomputed, a default used).
+    The CLI prints each distinct one once, as ``warning: <line>``."""
+
+
+def warn(what: str, *, where: str | None = None, fix: str | None = None) -> None:
+    """Report a :class:`VfxInsertWarning` in the one-line form of errors."""
+    warnings.warn(one_line(what, where, fix), VfxInsertWarning, stacklevel=2)
+
 
 class VfxInsertError(Exception):
     """Base of every error vfxinsert raises on purpose.
@@ -21,10 +41,7 @@ class VfxInsertError(Exception):
 
     def line(self) -> str:
         """The error as one line: ``where: what. Fix: fix``."""
-        text = f"{self.where}: {self.what}" if self.where else self.what
-        if self.fix:
-            text = f"{text.rstrip('.')}. Fix: {self.fix}"
-        return text
+        return one_line(self.what, self.where, self.fix)
 
 
 class SetupError(VfxInsertError):
@@ -59,7 +76,15 @@ class MeshError(VfxInsertError):
 
 
 class OutputError(VfxInsertError):
-    """An output cannot be written (permissions, disk full, bad layer data)."""
+    """An output cannot be written (permissions, disk full, bad layer data).
+
+    ``shot_level``: the cause is the output folder itself (disk full, read-only, no permission), not the
+    frame: a stage stops at the first such error instead of repeating it for every frame.
+    """
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None, shot_level: bool = False):
+        self.shot_level = shot_level
+        super().__init__(what, where=where, fix=fix)
 
 
 class RenderError(VfxInsertError):

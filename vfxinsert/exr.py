@@ -33,7 +33,7 @@ import OpenEXR
 from . import __version__
 from .camera import Intrinsics, validate_cam_to_world, world_to_camera_exr, world_to_ndc_exr
 from .errors import ConfigError, OutputError
-from .fsutil import atomic_output
+from .fsutil import atomic_output, names_folder_error
 
 Precision = Literal["half", "float"]
 Compression = Literal["zip", "piz", "dwaa", "none"]
@@ -128,9 +128,10 @@ def write_exr(path: str | os.PathLike, channels: Mapping[str, np.ndarray], *,
             exr.write(str(tmp))
     except OutputError:
         raise
-    except (OSError, RuntimeError) as exc:  # the module reports I/O failures as RuntimeError
+    except (OSError, RuntimeError) as exc:  # the module reports I/O failures as RuntimeError, errno in words
         raise OutputError(f"cannot write the EXR: {exc}", where=where,
-                          fix=f"check free disk space and write permission in {path.parent}") from exc
+                          fix=f"check free disk space and write permission in {path.parent}",
+                          shot_level=names_folder_error(str(exc))) from exc
 
 
 def _prepare_channels(channels: Mapping[str, np.ndarray],

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .config import ShotConfig
-from .fsutil import file_identity, sweep_stale_temps
+from .errors import OutputError
+from .fsutil import ensure_writable_folder, file_identity, sweep_stale_temps
 from .outputs import FrameResult, StageReport, frame_error
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
     p = shot.plate
     context = context or ShotContext(shot)
     pipeline = shot.color_pipeline()
-    sweep_stale_temps(shot.output.dir / "plate")   # what killed writers left behind
+    ensure_writable_folder(shot.output.dir)   # an unwritable folder is one line for the shot, not one per frame
+    sweep_stale_temps(shot.output.dir)        # what killed writers left behind, anywhere under output.dir
     _ = context.track   # read the camera track now: a bad track file stops the shot, not each frame
     results = []
     with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,
@@ -76,6 +78,8 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
                               attributes=meta.to_attributes())
                     result = FrameResult(frame, out, held_from=image.held_from, nonfinite=image.nonfinite)
             except Exception as exc:  # any failure of one frame: record it, go on with the rest of the shot
+                if isinstance(exc, OutputError) and exc.shot_level:   # the folder, not the frame: one line
+                    raise                                                 # for the shot, not one per frame
                 result = FrameResult(frame, error=frame_error(exc))
             results.append(result)
             if on_frame:

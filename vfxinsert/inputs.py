@@ -52,6 +52,13 @@ def check_output_dir(shot: ShotConfig, where: str) -> None:
     out = shot.output.dir.resolve()
     zones = [out / sub for sub in OUTPUT_SUBFOLDERS]
     fix = 'give the shot an output folder of its own (e.g. [output] dir = "out")'
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{existing} is a file, so the output folder {out} cannot be made there",
+                          where=f"{where} [output] dir", fix="move the file away or choose another [output] dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"no permission to write in {existing}", where=f"{where} [output] dir",
+                          fix="choose a folder you can write to, or ask for write access")
     for sub in OUTPUT_SUBFOLDERS:
         link = shot.output.dir / sub
         if link.is_symlink():
@@ -65,6 +72,7 @@ def check_output_dir(shot: ShotConfig, where: str) -> None:
     media = [("[plate] path", shot.plate.path), ("[optimize] reference", shot.optimize.reference)]
     others = [("[lighting] hdri", shot.lighting.hdri), ("[lighting] prior", shot.lighting.prior),
               ("[lighting] compare_hdri", shot.lighting.compare_hdri), ("[camera] track", shot.camera.track),
+              ("shot file", shot.path), ("[guidance] model folder", _local_model(shot)),
               *((f"[[asset]] #{i + 1} mesh", a.mesh) for i, a in enumerate(shot.asset))]
     for key, path in media:
         if path is None:
@@ -80,3 +88,12 @@ def check_output_dir(shot: ShotConfig, where: str) -> None:
         if any(within(real, z) for z in zones) or (real.parent == out and is_output_name(real.name, shot.name)):
             raise ConfigError(f"the {key} file {real} is where vfxinsert writes its outputs ({out})",
                               where=f"{where} [output] dir", fix=fix)
+
+
+def _local_model(shot: ShotConfig) -> Path | None:
+    """``[guidance] model`` when it names a local folder (not a pinned hub id), resolved as the loader does."""
+    if not shot.guidance.model:
+        return None
+    path = Path(shot.guidance.model).expanduser()
+    path = path if path.is_absolute() else shot.path.parent / path
+    return path if path.exists() else None

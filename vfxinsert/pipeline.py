@@ -17,7 +17,7 @@ from .config import ShotConfig
 from .ingest import ingest
 from .lighting.environment import (Environment, lighting_inputs_hash, load_environment, read_environment,
                                    save_environment)
-from .outputs import FrameResult, StageReport
+from .outputs import FrameResult, StageReport, insert_path
 from .render import render_frames
 from .shot import ShotContext
 
@@ -52,7 +52,7 @@ def lighting_stage(shot: ShotConfig, frames: list[int] | None = None, on_progres
     checkpoint = shot.output.dir / ".cache" / f"optimise-{digest}.pt"
     env = solve_lighting(shot, frames, context=context, on_progress=on_progress, on_iteration=on_iteration,
                          checkpoint=checkpoint)
-    env = replace(env, inputs_hash=digest)
+    env = replace(env, inputs_hash=digest, ground_albedo=context.ground_albedo)
     save_environment(shot, env)
     for retry in env.solve.retries if on_progress and env.solve else ():
         on_progress(f"lighting: diverged and recovered: {retry}")
@@ -67,21 +67,31 @@ def render_stage(shot: ShotConfig, frames: list[int] | None = None, on_frame: Fr
     return render_frames(shot, env or load_environment(shot), frames=frames, on_frame=on_frame, context=context)
 
 
-def handoff_stage(shot: ShotConfig, reports: list[StageReport], env: Environment, timings: dict[str, float]) -> list[Path]:
+def handoff_stage(shot: ShotConfig, reports: list[StageReport], env: Environment, timings: dict[str, float],
+                  on_progress: Callable[[str], None] | None = None) -> list[Path]:
     """The compositor's files: ``<name>.nk`` rebuilding the comp from the layers, ``preview.mp4`` and the
-    QC report."""
+    QC report. The script and the preview are written only when every frame of the shot has its layers
+    (a preview or script covering part of the shot must not look like the shot's); the report always is,
+    and says which frames failed."""
     from .nuke import write_nuke_script
     from .plates import open_plate
     from .preview import write_preview
     from .report import write_report
+    from .sequences import format_frames
 
     written = []
-    rendered = [r.frame for r in reports[-1].results if not r.error]
-    if rendered:
-        written.append(write_nuke_script(shot, rendered))
+    failed = {r.frame for r in reports[-1].results if r.error}
+    frames = ShotContext(shot).frames
+    missing = [f for f in frames if f in failed or not insert_path(shot, f).is_file()]
+    if missing:
+        if on_progress:
+            on_progress(f"handoff: {shot.name}.nk and preview.mp4 not written: frame(s) {format_frames(missing)} have "
+                        "no layers (fix them and run again; the report lists why)")
+    else:
+        written.append(write_nuke_script(shot, list(frames)))
         with open_plate(shot.plate.path, shot.plate.frames) as plate:
             fps = plate.fps
-        written.append(write_preview(shot, rendered, fps))
+        written.append(write_preview(shot, list(frames), fps))
     written.append(write_report(shot, frame_results=reports, timings=timings,
                                 loss_curve=list(env.solve.losses) if env.solve else None,
                                 tone=env.tone.to_json() if env.tone is not None else None))
@@ -109,7 +119,7 @@ def run_shot(shot: ShotConfig, on_frame: Callable[[str], FrameCallback] | None =
     reports.append(render_stage(shot, frames=good, on_frame=on_frame("render") if on_frame else None, env=env,
                                 context=context))
     timings["render"] = time.perf_counter() - t
-    for path in handoff_stage(shot, reports, env, timings):
+    for path in handoff_stage(shot, reports, env, timings, on_progress):
         if on_progress:
             on_progress(f"handoff: {path}")
     return reports

@@ -21,8 +21,8 @@ import numpy as np
 
 from . import __version__
 from .config import ShotConfig
-from .errors import RenderError
-from .fsutil import file_identity, sweep_stale_temps
+from .errors import OutputError, RenderError
+from .fsutil import ensure_writable_folder, file_identity, sweep_stale_temps
 from .outputs import FrameResult, StageReport, frame_error
 from .seeds import frame_seed
 
@@ -46,7 +46,8 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     or None for a static camera). Input of :func:`render_frame_hash`."""
     tone = env.tone.to_json() if env.tone is not None else None
     return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
-                       shot.ground.height_m, shot.ground.albedo, shot.output.precision, shot.output.compression,
+                       shot.ground.height_m, shot.ground.albedo, env.ground_albedo, shot.output.precision,
+                       shot.output.compression,
                        None if track is None else [track.frames, track.cam_to_world.tolist()],
                        shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm])
 
@@ -73,7 +74,8 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     from .shot import ShotContext
 
     context = context or ShotContext(shot)
-    sweep_stale_temps(shot.output.dir)   # what killed writers left behind
+    ensure_writable_folder(shot.output.dir)   # an unwritable folder is one line for the shot, not one per frame
+    sweep_stale_temps(shot.output.dir)        # what killed writers left behind, anywhere under output.dir
     with open_plate(shot.plate.path, shot.plate.frames) as plate:
         fps = plate.fps
     frames = list(context.frames) if frames is None else frames
@@ -96,7 +98,8 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                       "only", where=str(plate.path), fix="resample the plate to square pixels first")
                 view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h)
                 if scene is None:
-                    scene = context.scene(view, env_height=env.mitsuba_data.shape[0], max_depth=shot.render.max_depth)
+                    scene = context.scene(view, env_height=env.mitsuba_data.shape[0], max_depth=shot.render.max_depth,
+                                          ground_albedo=env.ground_albedo)
                     scene.set_env(env.mitsuba_data)
                 elif view.film_size != scene.view.film_size:
                     raise RenderError(f"frame is {w}x{h}, the shot's first rendered frame was "
@@ -115,11 +118,15 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                      plate_path=str(plate.header.get("vfxinsert/platePath", plate.path)),
                                      fps=fps, cam_to_world=plate.cam_to_world, intrinsics=plate.intrinsics,
                                      extra={"inputsHash": digest, "lighting": json.dumps(env.to_json())})
+                display = plate.header["displayWindow"]   # the layers sit exactly on the plate's format
                 write_insert_layers(out, object_rgba=np.concatenate([rgb, alpha], axis=-1), shadow_rgb=shadow,
                                     comp_rgb=comp, metadata=meta, precision=shot.output.precision,
-                                    compression=shot.output.compression)
+                                    compression=shot.output.compression, display_window=display,
+                                    data_origin=display[0])
                 result = FrameResult(frame, out)
         except Exception as exc:  # any failure of one frame (ours, Mitsuba's RuntimeError, ...): record it, go on
+            if isinstance(exc, OutputError) and exc.shot_level:   # the folder, not the frame: one line
+                raise                                                 # for the shot, not one per frame
             result = FrameResult(frame, error=frame_error(exc))
         results.append(result)
         if on_frame:

@@ -135,11 +135,14 @@ class ShotContext:
         return ground_albedo_from_plate(plate.rgb, plate.cam_to_world, plate.intrinsics, self.bounds,
                                         self.ground_height_m)
 
-    def scene(self, view: View, *, env_height: int, max_depth: int) -> InsertScene:
-        """The shot's Mitsuba scene (assets, proxy ground, env emitter) seen through ``view``."""
+    def scene(self, view: View, *, env_height: int, max_depth: int,
+              ground_albedo: tuple[float, float, float] | None = None) -> InsertScene:
+        """The shot's Mitsuba scene (assets, proxy ground, env emitter) seen through ``view``; the ground
+        albedo is the shot's unless given (the renders use the one stored with the solve)."""
         from .scene import InsertScene
 
-        return InsertScene(list(self.parts), ground_height_m=self.ground_height_m, ground_albedo=self.ground_albedo,
+        return InsertScene(list(self.parts), ground_height_m=self.ground_height_m,
+                           ground_albedo=self.ground_albedo if ground_albedo is None else ground_albedo,
                            view=view, env_height=env_height, max_depth=max_depth)
 
 

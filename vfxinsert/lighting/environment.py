@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, VfxInsertError
+from ..errors import ConfigError, VfxInsertError, warn
 from .panorama import hdri_to_mitsuba_env, sample_bilinear, texel_directions, texel_solid_angles
 from .sg import SGLobes
 from .tone import ToneExport
@@ -73,6 +73,9 @@ class Environment:
     working_space: str | None = None
     inputs_hash: str = ""
     """The lighting stage's inputs hash (``pipeline.lighting_inputs_hash``), "" before it is saved."""
+    ground_albedo: tuple[float, float, float] | None = None
+    """The proxy ground's albedo the solve used, measured once per shot and stored with it, so that every
+    frame, chunk, resume and node renders with the same value; None before it is saved."""
 
     @property
     def digest(self) -> str:
@@ -95,13 +98,16 @@ class Environment:
                        optimise_seconds=s.seconds, resumed_from=s.resumed_from, sg_note=SG_NOTE)
         if self.inputs_hash:
             doc["inputs_hash"] = self.inputs_hash
+        if self.ground_albedo is not None:
+            doc["ground_albedo"] = list(self.ground_albedo)
         return doc
 
     def fields_json(self) -> dict:
         """Every field but the arrays, lobes and tone, JSON-ready (the environment cache); see from_fields."""
         return {"source": self.source, "solve": asdict(self.solve) if self.solve else None,
                 "init_seconds": self.init_seconds, "hdri": self.hdri, "rotate_y_deg": self.rotate_y_deg,
-                "working_space": self.working_space, "inputs_hash": self.inputs_hash}
+                "working_space": self.working_space, "inputs_hash": self.inputs_hash,
+                "ground_albedo": list(self.ground_albedo) if self.ground_albedo is not None else None}
 
     @classmethod
     def from_fields(cls, mitsuba_data, latlong, fields: dict, lobes: SGLobes | None,
@@ -109,22 +115,23 @@ class Environment:
         """The inverse of :meth:`fields_json` (with the arrays, lobes and tone stored beside it)."""
         solve = fields["solve"]
         solve = Solve(**{**solve, "losses": tuple(solve["losses"]), "retries": tuple(solve["retries"])}) if solve else None
+        albedo = fields["ground_albedo"]
         return cls(mitsuba_data, latlong, fields["source"], lobes, tone, solve, fields["init_seconds"],
-                   fields["hdri"], fields["rotate_y_deg"], fields["working_space"], fields["inputs_hash"])
+                   fields["hdri"], fields["rotate_y_deg"], fields["working_space"], fields["inputs_hash"],
+                   tuple(float(c) for c in albedo) if albedo is not None else None)
 
 
 def hdri_environment(shot: ShotConfig, env_height: int = 2 * EXPORT_HEIGHT) -> Environment:
     """The on-set HDRI of the shot (lighting.init = "hdri") as the environment, rotated about +Y."""
-    from ..plates import read_image
+    from .hdri import hdri_texels
 
     light = shot.lighting
     if light.hdri is None:
         raise ConfigError('lighting.init = "hdri" needs [lighting] hdri', where=str(shot.path),
                           fix='add hdri = "path/to/onset.exr"')
-    image = read_image(light.hdri)
     pipeline = shot.color_pipeline()
     # HDRIs are scene-linear Rec.709 unless they say otherwise; the shot's working space is that too.
-    latlong = image.rgb
+    latlong = hdri_texels(light.hdri)
     h = min(env_height, latlong.shape[0])
     data = hdri_to_mitsuba_env(latlong, h, light.rotate_y_deg)
     export = sample_bilinear(latlong, texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT), light.rotate_y_deg)
@@ -207,12 +214,13 @@ def read_environment(shot: ShotConfig) -> Environment | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:   # a cache holds data, never code
             lobes, tone = json.loads(str(data["lobes"])), json.loads(str(data["tone"]))
             return Environment.from_fields(data["mitsuba_data"], data["latlong"], json.loads(str(data["fields"])),
                                            SGLobes.from_json(lobes) if lobes else None,
                                            ToneExport.from_json(tone) if tone else None)
-    except (OSError, ValueError, KeyError, TypeError):  # a damaged (or older) cache is recomputed
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # damaged, older or planted
+        warn(f"the lighting cache cannot be read ({type(exc).__name__}): it is recomputed", where=str(path))
         return None
 
 

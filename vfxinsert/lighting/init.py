@@ -101,9 +101,9 @@ def init_from_sky(context: ShotContext, frames: list[int]) -> SGLobes:
 
 def init_from_hdri(context: ShotContext, frames: list[int]) -> np.ndarray:
     """``init = "hdri"``: the on-set HDRI itself (refined in rotation / exposure / white balance)."""
-    from ..plates import read_image
+    from .hdri import hdri_texels
 
-    return read_image(context.shot.lighting.hdri).rgb
+    return hdri_texels(context.shot.lighting.hdri)
 
 
 def keyframes(frames: list[int], count: int) -> list[int]:
