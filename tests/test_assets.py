@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vfxinsert.assets import inspect_mesh, load_asset_parts, object_to_world
+from vfxinsert.assets import load_asset_parts, load_trimesh, object_to_world
 from vfxinsert.config import AssetConfig, MaterialConfig
 from vfxinsert.errors import MeshError
 
@@ -22,11 +22,11 @@ def test_transform_convention_hand_computed():
 def test_obj_ply_glb_load(shared_data, tmp_path):
     import trimesh
 
-    teapot = inspect_mesh(shared_data / "assets" / "teapot.obj")
-    assert teapot.triangles == 6320 and teapot.bounds_min[1] == pytest.approx(0.0)
+    teapot = load_trimesh(shared_data / "assets" / "teapot.obj")
+    assert len(teapot.faces) == 6320 and teapot.bounds[0][1] == pytest.approx(0.0)
     mesh = trimesh.load(shared_data / "assets" / "spot.obj", force="mesh", process=False)
     mesh.export(tmp_path / "spot.ply")
-    assert inspect_mesh(tmp_path / "spot.ply").triangles == 5856
+    assert len(load_trimesh(tmp_path / "spot.ply").faces) == 5856
     truck = load_asset_parts(AssetConfig(mesh=shared_data / "assets" / "CesiumMilkTruck.glb"), 0)
     # 2,856 unique triangles; the wheel mesh is instanced twice in the glTF node graph
     assert sum(len(p.faces) for p in truck) > 2856 and len(truck) == 5
@@ -67,9 +67,9 @@ def test_broken_meshes_raise(tmp_path, shared_data):
     bad = tmp_path / "bad.obj"
     bad.write_text("o nothing here\n")
     with pytest.raises(MeshError, match="no triangles"):
-        inspect_mesh(bad)
+        load_trimesh(bad)
     with pytest.raises(MeshError, match="not found"):
-        inspect_mesh(tmp_path / "missing.ply")
+        load_trimesh(tmp_path / "missing.ply")
     glb = tmp_path / "broken.glb"
     glb.write_bytes(b"glTF\x02\x00\x00\x00garbage")
     with pytest.raises(MeshError):

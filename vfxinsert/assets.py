@@ -18,17 +18,6 @@ MIN_SIZE_M, MAX_SIZE_M = 1e-4, 1e5
 single-precision ray tracing loses the object or its shadow."""
 
 
-@dataclass(frozen=True)
-class MeshInfo:
-    """What `check` reports about a mesh, in the mesh's own units and axes."""
-
-    path: Path
-    triangles: int
-    vertices: int
-    bounds_min: tuple[float, float, float]
-    bounds_max: tuple[float, float, float]
-
-
 def load_trimesh(path: Path):
     """Load a mesh file as one ``trimesh.Trimesh`` (scenes such as GLB are flattened with their node transforms)."""
     import trimesh
@@ -67,13 +56,6 @@ def check_geometry(vertices: np.ndarray, faces: np.ndarray, where: str) -> None:
     if not (area > 0).any():
         raise MeshError(f"all {len(faces)} triangle(s) have zero area (the mesh is a point or a line)", where=where,
                         fix="export the real geometry")
-
-
-def inspect_mesh(path: Path) -> MeshInfo:
-    """Load a mesh and summarise it (MeshError when it cannot be used)."""
-    mesh = load_trimesh(path)
-    lo, hi = mesh.bounds
-    return MeshInfo(path, int(len(mesh.faces)), int(len(mesh.vertices)), tuple(map(float, lo)), tuple(map(float, hi)))
 
 
 def object_to_world(position_m, rotation_deg, scale: float) -> np.ndarray:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .config import ShotConfig, load_shot
 from .errors import VfxInsertError
 
@@ -102,14 +104,15 @@ def _check_camera(shot: ShotConfig) -> list[Finding]:
 
 
 def _check_assets(shot: ShotConfig) -> list[Finding]:
-    from .assets import inspect_mesh
+    from .assets import load_asset_parts
 
     findings = []
     for i, asset in enumerate(shot.asset):
-        info = inspect_mesh(asset.mesh)
-        size = [hi - lo for lo, hi in zip(info.bounds_min, info.bounds_max)]
-        findings.append(Finding("assets", True, f"#{i + 1} {asset.mesh.name}: {info.triangles} triangles, "
-                                                f"size {size[0]:.3g} x {size[1]:.3g} x {size[2]:.3g} (mesh units)"))
+        parts = load_asset_parts(asset, i)   # MeshError: unreadable, degenerate, or no sane world size
+        vertices = np.concatenate([p.vertices for p in parts])
+        size = vertices.max(0) - vertices.min(0)
+        findings.append(Finding("assets", True, f"#{i + 1} {asset.mesh.name}: {sum(len(p.faces) for p in parts)} "
+                                                f"triangles, {size[0]:.3g} x {size[1]:.3g} x {size[2]:.3g} m in the world"))
     return findings
 
 
