@@ -460,5 +460,11 @@ def test_stale_temporaries_of_dead_writers_are_swept(tmp_path):
     live.write_bytes(b"half")
     finished = tmp_path / "frame.0003.exr"
     finished.write_bytes(b"done")
-    assert sweep_stale_temps(tmp_path) == [stale]
-    assert not stale.exists() and live.exists() and finished.exists() and other_node.exists()
+    deeper = tmp_path / "report" / stale.name.replace(".frame.0001.", ".contact.").replace(".exr", ".png")
+    deeper.parent.mkdir()
+    deeper.write_bytes(b"half")                       # a killed report writer's image, one folder down
+    half_folder = tmp_path / stale.name.replace(".frame.0001.", ".report.").replace(".tmp.exr", ".tmp")
+    (half_folder / "img").mkdir(parents=True)         # a killed atomic_folder's temporary folder
+    assert sorted(sweep_stale_temps(tmp_path)) == sorted([stale, deeper, half_folder])
+    assert not stale.exists() and not deeper.exists() and not half_folder.exists()
+    assert live.exists() and finished.exists() and other_node.exists()

@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import ShotConfig
 from .errors import OutputError
-from .fsutil import atomic_write_bytes, atomic_write_text
+from .fsutil import atomic_folder, atomic_write_bytes, atomic_write_text
 from .outputs import StageReport, insert_path, working_plate_path
 from .sequences import format_frames
 
@@ -91,10 +91,17 @@ def write_report(shot: ShotConfig, *, frame_results: Sequence[StageReport], timi
     (``{"frames": [{"frame": 1001, "<curve>": {"<x>_in": [...], "<y>": [[r...], [g...], [b...]]},
     "<value>": number or [r, g, b]}, ...]}``; see :func:`tone_curves`). ``out_dir`` defaults to
     ``<output.dir>/report``. Raises OutputError when an output cannot be written or an argument is
-    malformed.
+    malformed. The folder is replaced as a whole (``fsutil.atomic_folder``): its page and images always
+    belong to one run.
     """
-    folder = Path(out_dir) if out_dir is not None else shot.output.dir / "report"
-    where = str(folder / "index.html")
+    final = Path(out_dir) if out_dir is not None else shot.output.dir / "report"
+    with atomic_folder(final) as folder:
+        _fill_report(shot, folder, str(final / "index.html"), frame_results, timings, loss_curve, tone)
+    return final / "index.html"
+
+
+def _fill_report(shot: ShotConfig, folder: Path, where: str, frame_results: Sequence[StageReport],
+                 timings: Mapping[str, float], loss_curve: Sequence[float] | None, tone: Mapping | None) -> None:
     pipeline = shot.color_pipeline()
     _check_timings(timings, where)  # arguments first: a malformed one writes nothing
     loss = None
@@ -136,7 +143,6 @@ def write_report(shot: ShotConfig, *, frame_results: Sequence[StageReport], timi
         _timings_section(timings),
     ]
     atomic_write_text(folder / "index.html", _page(shot.name, body))
-    return folder / "index.html"
 
 
 # --------------------------------------------------------------------------------------------------
