@@ -233,6 +233,38 @@ def test_personalisation_resumes_from_its_checkpoint_and_ends_identically(tiny_s
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_planted_pickles_in_the_lora_caches_run_no_code_and_are_recomputed(tiny_sd, tmp_path):
+    """A cache holds data, never code: pickles planted as the checkpoint and the preservation latents of an
+    interrupted personalisation are refused by safetensors, warned about, and the LoRA is trained afresh."""
+    import pickle
+    import warnings
+
+    from vfxinsert.errors import VfxInsertWarning
+
+    settings = GuidanceConfig(steps=4, lr=1e-2, preservation_images=1, sampling_steps=2, checkpoint_every=2)
+    whole = personalise(load_model(str(tiny_sd), Path("/")), [stripes()], class_name="teapot", settings=settings,
+                        cache_dir=tmp_path / "a")
+    folder = tmp_path / "b" / whole.personalisation.folder.name
+    folder.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+
+    class Planted:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    for name in ("checkpoint.safetensors", "preservation.safetensors"):
+        (folder / name).write_bytes(pickle.dumps(Planted()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = personalise(load_model(str(tiny_sd), Path("/")), [stripes()], class_name="teapot", settings=settings,
+                            cache_dir=tmp_path / "b")
+    assert not marker.exists()
+    said = [str(w.message) for w in caught if issubclass(w.category, VfxInsertWarning)]
+    assert len(said) == 2 and all("it is recomputed" in line for line in said), said
+    assert again.personalisation.resumed_from is None
+    assert again.personalisation.losses == pytest.approx(whole.personalisation.losses, rel=1e-5)
+
+
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
 def test_every_prediction_type_converts_to_the_noise(tiny_sd, prediction):
     """SD 2.1 (768) predicts v, SD 1.5 / 2.1-base epsilon: a perfect prediction of the training target,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..color import srgb_encode_torch
-from ..errors import GuidanceError
+from ..errors import GuidanceError, warn
 from ..seeds import frame_seed
 from .model import GuidanceModel, PersonaliseResult
 
@@ -127,16 +127,20 @@ def _save_safetensors(path: Path, tensors: dict, metadata: dict | None = None) -
                                   metadata={k: json.dumps(v) for k, v in (metadata or {}).items()}))
 
 
-def _load_safetensors(path: Path) -> tuple[dict, dict]:
+def _read_cache(path: Path) -> tuple[dict, dict] | None:
+    """A cache file's tensors and metadata; None when it is absent, or unreadable (truncated, foreign, a
+    planted pickle: safetensors runs no code), which is warned about and recomputed."""
     from safetensors import safe_open
 
+    if not path.is_file():
+        return None
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
             return {k: fh.get_tensor(k) for k in fh.keys()}, meta
     except Exception as exc:  # safetensors raises its own error types for a truncated or foreign file
-        raise GuidanceError(f"cannot read {path.name}: {exc}", where=str(path),
-                            fix="delete the file; it is computed again") from exc
+        warn(f"cannot read {path.name} ({type(exc).__name__}): it is recomputed", where=str(path))
+        return None
 
 
 def personalise(model: GuidanceModel, plates: list[np.ndarray], *, class_name: str,
@@ -164,8 +168,9 @@ def personalise(model: GuidanceModel, plates: list[np.ndarray], *, class_name: s
     folder = Path(cache_dir) / f"lora-{key}"
     final = folder / "lora.safetensors"
     model.add_lora(settings.rank, settings.seed)
-    if final.is_file():
-        state, meta = _load_safetensors(final)
+    cached = _read_cache(final)
+    if cached is not None:
+        state, meta = cached
         model.load_lora_state(state, str(final))
         model.personalisation = PersonaliseResult(key, folder, True, settings.steps, tuple(meta.get("losses", [])),
                                                   0.0)
@@ -183,8 +188,9 @@ def personalise(model: GuidanceModel, plates: list[np.ndarray], *, class_name: s
     scaler = torch.amp.GradScaler("cuda", enabled=model.dtype == torch.float16 and model.device.startswith("cuda"))
     checkpoint = folder / "checkpoint.safetensors"
     start, losses, resumed_from = 0, [], None
-    if checkpoint.is_file():
-        start, losses = _load_checkpoint(checkpoint, model, opt)
+    saved = _read_cache(checkpoint)
+    if saved is not None:
+        start, losses = _load_checkpoint(*saved, str(checkpoint), model, opt)
         resumed_from = start
     timesteps = model.num_train_timesteps
     for step in range(start, settings.steps):
@@ -235,9 +241,9 @@ def _preservation_latents(model: GuidanceModel, prompt: str, settings: GuidanceC
     path = folder / "preservation.safetensors"
     if settings.preservation_images == 0:
         return torch.zeros((0, *model.latent_shape))
-    if path.is_file():
-        state, _ = _load_safetensors(path)
-        latents = state.get("latents")
+    cached = _read_cache(path)
+    if cached is not None:
+        latents = cached[0].get("latents")
         if latents is not None and tuple(latents.shape) == (settings.preservation_images, *model.latent_shape):
             return latents
     seeds = [frame_seed(f"preservation:{key}:{settings.seed}", i) for i in range(settings.preservation_images)]
@@ -256,9 +262,8 @@ def _save_checkpoint(path: Path, model: GuidanceModel, opt, step: int, losses: l
     _save_safetensors(path, tensors, {"step": step, "losses": losses})
 
 
-def _load_checkpoint(path: Path, model: GuidanceModel, opt) -> tuple[int, list[float]]:
-    tensors, meta = _load_safetensors(path)
-    model.load_lora_state({k[5:]: v for k, v in tensors.items() if k.startswith("lora/")}, str(path))
+def _load_checkpoint(tensors: dict, meta: dict, where: str, model: GuidanceModel, opt) -> tuple[int, list[float]]:
+    model.load_lora_state({k[5:]: v for k, v in tensors.items() if k.startswith("lora/")}, where)
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("adam/"):
