@@ -223,7 +223,7 @@ def test_status_shows_done_stale_and_missing_frames(tmp_path, shared_data):
 
 
 def test_frame_lists_and_chunks():
-    assert format_frames([1003, 1001, 1002, 1005, 1007, 1008]) == "1001-1003, 1005, 1007-1008"
+    assert format_frames([1003, 1001, 1002, 1005, 1007, 1008]) == "1001-1003,1005,1007-1008"
     assert format_frames([]) == "-"
     assert farm._chunks(tuple(range(1, 13)), 10) == [tuple(range(1, 7)), tuple(range(7, 13))]
     assert farm._chunks((1, 2, 3), 10) == [(1, 2, 3)] and farm._chunks((), 10) == []

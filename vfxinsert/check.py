@@ -12,6 +12,7 @@ from typing import Callable
 
 from .config import ShotConfig, load_shot
 from .errors import VfxInsertError
+from .sequences import format_frames
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _check_plate(shot: ShotConfig) -> list[Finding]:
                     missing=p.missing_frames) as plate:
         missing = plate.missing_frames()
         if missing:
-            text = f"{len(missing)} missing frame(s): {_frame_list(missing)}"
+            text = f"{len(missing)} missing frame(s): {format_frames(missing)}"
             if p.missing_frames == "error":
                 findings.append(Finding("plate", False, f"{p.path}: {text}. Fix: render them, fix the range, "
                                                         'or set [plate] missing_frames = "hold"'))
@@ -166,8 +167,3 @@ def _check_llvm(shot: ShotConfig) -> list[Finding]:
     from .env import check_llvm_runs
 
     return [Finding("renderer", True, check_llvm_runs())]
-
-
-def _frame_list(frames: list[int], limit: int = 12) -> str:
-    text = ", ".join(map(str, frames[:limit]))
-    return text + (f" ... (+{len(frames) - limit} more)" if len(frames) > limit else "")
