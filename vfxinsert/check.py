@@ -74,14 +74,28 @@ def _check_plate(shot: ShotConfig) -> list[Finding]:
         present = [f for f in plate.frames if f not in set(missing)]
         first = plate.read(present[0])
         h, w = first.rgb.shape[:2]
-        fps = f", {plate.fps} fps" if plate.fps else ""
         findings.append(Finding("plate", True, f"{plate.kind}, {len(plate.frames)} frame(s) "
-                                               f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}{fps}, "
+                                               f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}, "
                                                f"channels {','.join(first.channels)}"))
+        findings.append(_timing_finding(shot, plate))
         if first.nonfinite:
             findings.append(Finding("plate", True, f"frame {present[0]} has {first.nonfinite} NaN/Inf values "
                                                    f"(policy {p.nonfinite!r})", warning=True))
     return findings
+
+
+def _timing_finding(shot: ShotConfig, plate) -> Finding:
+    """The rate and timecode the outputs will carry; a warning when the rate is a default or the shot
+    file contradicts the plate's own."""
+    from .timing import shot_timing
+
+    timing = shot_timing(shot, plate)
+    if timing.warning:
+        return Finding("timing", True, timing.warning, warning=True)
+    if timing.plate_fps is not None and timing.plate_fps != timing.fps:
+        return Finding("timing", True, f"[plate] fps = {timing.fps} overrides the plate's own {timing.plate_fps} fps",
+                       warning=True)
+    return Finding("timing", True, timing.describe(list(plate.frames)))
 
 
 def _check_camera(shot: ShotConfig) -> list[Finding]:
