@@ -272,7 +272,7 @@ def _count(minimum: int):
 
 
 STAGE_NAMES = ("plate", "lighting", "render", "handoff")
-"""``pipeline.STAGES``, spelled out here so that --help imports nothing heavy (tests/test_cli.py checks both)."""
+"""``pipeline.STAGES``, spelled out here so that --help imports nothing heavy (tests/test_run.py checks both)."""
 
 
 def _frame_options(p: argparse.ArgumentParser, force: bool) -> None:
