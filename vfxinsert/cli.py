@@ -49,9 +49,11 @@ def cmd_run(args) -> int:
         _fail(f"{f.topic}: {f.detail}")
     if problems or shot is None:
         return EXIT_FAILED
-    stages = args.stage or None
-    task = "run" + (f" {','.join(args.stage)}" if args.stage else "") + (f" {args.frames}" if args.frames else "")
-    reports = run_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations(), frames=_frames(args),
+    from .sequences import format_frames
+
+    stages, frames = args.stage or None, _frames(args)
+    task = "run" + (f" {','.join(args.stage)}" if args.stage else "") + (f" {format_frames(frames)}" if frames else "")
+    reports = run_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations(), frames=frames,
                        force=args.force, task=task, **({"stages": stages} if stages else {}))
     status = max((_summarise(r) for r in reports), default=EXIT_OK)
     if reports and reports[0].stage == "plate" and len(reports) == 1 and "render" in (stages or ("render",)):
