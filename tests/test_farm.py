@@ -292,3 +292,15 @@ def test_frame_lists_and_chunks():
 def test_bad_arguments_are_refused_before_any_work(kwargs, needle):
     with pytest.raises(VfxInsertError, match=needle):
         farm.submit(["shot.toml"], **kwargs)
+
+
+def test_submit_takes_its_shots_and_frames_from_an_edit(cluster, tmp_path, shared_data, capsys):
+    from test_edit import _range, write_timeline
+
+    shot = make_shot(tmp_path / "a", shared_data, frames=(1, 3))
+    write_timeline(tmp_path / "edit.otio", [("sh_a", _range(2, 2), {"vfxinsert": {"shot": "a/shot.toml"}}, None)])
+    assert main(["submit", "--otio", str(tmp_path / "edit.otio"), "--address", cluster[0]]) == 0
+    out = capsys.readouterr().out
+    assert f"submit: {shot.resolve()}: frames 2-3" in out and "submit: 1 of 1 shot(s) finished" in out
+    assert sorted(p.name for p in (tmp_path / "a" / "out").glob("sh.*.exr")) == ["sh.0002.exr", "sh.0003.exr"]
+    assert main(["submit", "--otio", str(tmp_path / "edit.otio"), str(shot)]) == 2   # shots come from one place
