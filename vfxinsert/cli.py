@@ -51,12 +51,12 @@ def cmd_run(args) -> int:
         return EXIT_FAILED
     from .sequences import format_frames
 
-    stages, frames = args.stage or None, _frames(args)
+    stages, frames = tuple(args.stage or STAGE_NAMES), _frames(args)
     task = "run" + (f" {','.join(args.stage)}" if args.stage else "") + (f" {format_frames(frames)}" if frames else "")
     reports = run_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations(), frames=frames,
-                       force=args.force, task=task, **({"stages": stages} if stages else {}))
+                       force=args.force, stages=stages, task=task)
     status = max((_summarise(r) for r in reports), default=EXIT_OK)
-    if reports and reports[0].stage == "plate" and len(reports) == 1 and "render" in (stages or ("render",)):
+    if "render" in stages and not any(r.stage == "render" for r in reports):
         return EXIT_FAILED  # no plate frame could be read: nothing to render
     _say(f"outputs: {shot.output.dir}")
     return status

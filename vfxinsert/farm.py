@@ -252,8 +252,12 @@ class _Driver:
                     value = self.ray.get(ref)
                 except self.ray.exceptions.RayError as exc:  # the task raised or its worker kept dying
                     value = exc
-                {"prepare": lambda: self._prepared(run, value), "render": lambda: self._rendered(run, frames, value),
-                 "handoff": lambda: self._handed_off(run, value)}[kind]()
+                if kind == "prepare":
+                    self._prepared(run, value)
+                elif kind == "render":
+                    self._rendered(run, frames, value)
+                else:
+                    self._handed_off(run, value)
         except BaseException:  # interrupted: do not leave tasks running on a shared cluster
             for ref in self.pending:
                 with contextlib.suppress(Exception):  # best effort; the interruption is what matters
@@ -291,6 +295,8 @@ class _Driver:
         run.plate, run.lighting, run.prepare_s, run.stage_s = value.plate, value.lighting, value.seconds, value.stage_s
         run.error = value.error
         self.say(f"{run.label}: {stage_summary(value.plate)}")
+        if value.warning:
+            self.say(f"{run.label}: warning: {value.warning}")
         if run.error is not None:
             self._finish(run)
             return
@@ -384,6 +390,8 @@ class _Prepared:
     error: str | None = None
     stage_s: dict = field(default_factory=dict)
     """Seconds of the plate and the lighting stage (the QC report's timings)."""
+    warning: str | None = None
+    """The shot's timing warning (no frame rate known), for the driver to pass on."""
 
 
 @dataclass(frozen=True)
@@ -419,7 +427,7 @@ def _prepare_task(shot: ShotConfig, frames: tuple[int, ...] | None = None, force
         if not good:
             raise VfxInsertError("no plate frame could be read, so nothing can be rendered", where=str(shot.path),
                                  fix="see the plate frames' errors")
-        progress: list[str] = [f"warning: {context.timing.warning}"] if context.timing.warning else []
+        progress: list[str] = []
         lighting_stage(shot, frames=good, on_progress=progress.append, context=context,
                        force=forced(force, "lighting"))
         stage_s["lighting"] = time.perf_counter() - start - stage_s["plate"]
@@ -431,7 +439,7 @@ def _prepare_task(shot: ShotConfig, frames: tuple[int, ...] | None = None, force
         return _Prepared(plate, (), (), (), time.perf_counter() - start, error=exc.line(), stage_s=stage_s)
     renders = [f for f in wanted if f in set(good)]
     return _Prepared(plate, lighting, tuple(f for f in renders if f in done), tuple(f for f in renders if f not in done),
-                     time.perf_counter() - start, stage_s=stage_s)
+                     time.perf_counter() - start, stage_s=stage_s, warning=context.timing.warning)
 
 
 def _render_task(shot: ShotConfig, frames: tuple[int, ...], force: bool = False, cores: int | None = None) -> StageReport:

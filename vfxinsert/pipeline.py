@@ -1,9 +1,9 @@
 """The stages of a shot and their order: plate -> lighting -> render -> handoff.
 
 Each stage writes its artefacts atomically under ``output.dir`` with a hash of its inputs, and skips
-work that is already up to date, so a re-run (or a farm retry) redoes only what changed. ``vfxinsert run`` (``run.py``)
-and the farm both drive a shot through these functions; the frames of the plate and render stages are
-independent work items (``frames=`` selects a chunk). A process builds one ``ShotContext`` and passes
+work that is already up to date, so a re-run (or a farm retry) redoes only what changed; ``force``
+redoes it anyway. ``vfxinsert run`` (``run.py``) and the farm both drive a shot through these
+functions; the frames of the plate and render stages are independent work items (``frames=`` selects a chunk). A process builds one ``ShotContext`` and passes
 it to every stage it runs (a stage given none builds its own). The solved environment travels from
 the lighting stage to the renders through its cache (``lighting.environment.save_environment``).
 """
