@@ -355,8 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("submit", help="run shots on a Ray cluster (or a private local Ray), resumably",
                        description="Run every stage of each shot on Ray: the plate and lighting stages as one "
                                    "task per shot (one GPU when the cluster has GPUs), then the renders in "
-                                   "chunks of frames, each task in a fresh worker process. Finished stages and "
-                                   "frames are skipped; a shot that fails is reported and the others go on.",
+                                   "chunks of frames, then the handoff (<name>.nk, preview.mp4, report/), each "
+                                   "task in a fresh worker process: a shot's output.dir ends as a run leaves it. "
+                                   "Finished stages and frames are skipped; a shot that fails is reported and the "
+                                   "others go on. Every task appends to output.dir/logs/<name>.log.",
                        epilog="exit codes: 0 every shot finished, 1 a shot or frame failed, 2 usage error")
     p.add_argument("shots", type=Path, nargs="*", metavar="SHOT", help="path(s) to shot.toml")
     p.add_argument("--otio", type=Path, metavar="EDIT.otio",

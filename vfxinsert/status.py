@@ -94,14 +94,13 @@ def shot_status(shot: ShotConfig, frames: Sequence[int] | None = None) -> ShotSt
     from .plates import open_plate
     from .render import render_frame_hash, render_settings
 
-    selected = frames
     pipeline = shot.color_pipeline()
     # Only the frame -> source-file mapping matters for the hash: it depends on the path, the frames
     # and the missing-frame policy, not on the read options (layer, view, overscan, nonfinite).
     with open_plate(shot.plate.path, shot.plate.frames, missing=shot.plate.missing_frames) as plate:
-        frames = plate.frames
+        every = plate.frames
         plate_hashes: dict[int, str | None] = {}
-        for frame in frames:
+        for frame in every:
             try:
                 plate_hashes[frame] = plate_frame_hash(shot, plate.source_path(frame), pipeline.cache_id)
             except VfxInsertError:  # no source for this frame: the plate stage would fail it
@@ -109,20 +108,19 @@ def shot_status(shot: ShotConfig, frames: Sequence[int] | None = None) -> ShotSt
     plate_status = _stage_status("plate", {f: (working_plate_path(shot, f), h) for f, h in plate_hashes.items()})
     lighting, env = _lighting_status(shot, plate_status.done)
     if env is None:  # renders depend on the solved lighting: without it, existing ones count as stale
-        render_hashes: dict[int, str | None] = dict.fromkeys(frames)
+        render_hashes: dict[int, str | None] = dict.fromkeys(every)
     else:
         settings = render_settings(shot, env, read_chan(shot.camera.track) if shot.camera.track else None)
         render_hashes = {f: None if h is None else render_frame_hash(settings, f, h) for f, h in plate_hashes.items()}
     render_status = _stage_status("render", {f: (insert_path(shot, f), h) for f, h in render_hashes.items()})
     if env is None and render_status.stale:
         render_status = replace(render_status, note="the lighting is not solved, so these cannot be checked")
-    if selected is not None:
-        keep = set(select_frames(frames, selected, "--frames"))
-        plate_status, render_status = (replace(s, **{g: tuple(f for f in getattr(s, g) if f in keep)
+    shown = select_frames(every, frames, "--frames")
+    if frames is not None:
+        plate_status, render_status = (replace(s, **{g: tuple(f for f in getattr(s, g) if f in shown)
                                                       for g in ("done", "stale", "missing")})
                                        for s in (plate_status, render_status))
-        frames = [f for f in frames if f in keep]
-    return ShotStatus(shot.name, shot.path, shot.output.dir, tuple(frames), plate_status, lighting, render_status)
+    return ShotStatus(shot.name, shot.path, shot.output.dir, tuple(shown), plate_status, lighting, render_status)
 
 
 def _stage_status(stage: str, expected: dict[int, tuple[Path, str | None]]) -> StageStatus:
