@@ -53,3 +53,42 @@ def test_cpu_count_follows_affinity_and_the_omp_budget(monkeypatch):
     assert env.cpu_count() == allowed
     monkeypatch.setenv("OMP_NUM_THREADS", "lots")   # not a number: ignored
     assert env.cpu_count() == allowed
+
+
+def _group(folder, **files):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+
+def test_cgroup_quota_v2_the_smallest_quota_up_the_tree(tmp_path):
+    root = tmp_path / "fs"
+    (tmp_path / "cgroup").write_text("0::/farm/job7\n")
+    _group(root, **{"cpu.max": "max 100000\n"})
+    _group(root / "farm", **{"cpu.max": "400000 100000\n"})
+    _group(root / "farm" / "job7", **{"cpu.max": "max 100000\n"})
+    assert env.cgroup_cpu_quota(tmp_path / "cgroup", root) == 4.0
+    (root / "farm" / "job7" / "cpu.max").write_text("150000 100000\n")
+    assert env.cgroup_cpu_quota(tmp_path / "cgroup", root) == 1.5
+    (root / "farm" / "job7" / "cpu.max").write_text("max 100000\n")
+    (root / "farm" / "cpu.max").write_text("max 100000\n")
+    assert env.cgroup_cpu_quota(tmp_path / "cgroup", root) is None
+
+
+def test_cgroup_quota_v1_and_a_container_that_sees_its_group_as_the_root(tmp_path):
+    root = tmp_path / "fs"
+    # docker --cpus=2 on cgroup v1 without a cgroup namespace: the host's path is not mounted inside
+    (tmp_path / "cgroup").write_text("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n")
+    _group(root / "cpu,cpuacct", **{"cpu.cfs_quota_us": "200000\n", "cpu.cfs_period_us": "100000\n"})
+    assert env.cgroup_cpu_quota(tmp_path / "cgroup", root) == 2.0
+    (root / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert env.cgroup_cpu_quota(tmp_path / "cgroup", root) is None
+    assert env.cgroup_cpu_quota(tmp_path / "absent", root) is None
+
+
+def test_cpu_count_is_within_this_machine_s_cgroup_quota(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    quota = env.cgroup_cpu_quota()
+    assert 1 <= env.cpu_count() <= (len(os.sched_getaffinity(0)) if quota is None else max(1, -(-quota // 1)))
+    monkeypatch.setattr(env, "cgroup_cpu_quota", lambda: 1.2)   # a 1.2-CPU container: 2 threads at most
+    assert env.cpu_count() == min(2, len(os.sched_getaffinity(0)))

@@ -14,6 +14,7 @@ import pytest
 
 from test_cli import make_shot
 from vfxinsert import farm
+from vfxinsert.cli import main
 from vfxinsert.config import load_shot
 from vfxinsert.errors import VfxInsertError
 from vfxinsert.exr import read_layers
@@ -71,14 +72,50 @@ def cluster(tmp_path_factory):
     assert not _alive(ray_processes), "Ray processes left running after shutdown"
 
 
+TWO_SHOTS = {"a": {"frames": (1, 3)}, "b": {"frames": (1, 2), "extra_plate": 'fps = "25"'}}
+
+
 @pytest.fixture(scope="module")
 def finished(cluster, tmp_path_factory, shared_data):
     """Two tiny shots submitted together, with what submit returned and reported on the way."""
     root = tmp_path_factory.mktemp("farm-two")
-    shots = [make_shot(root / "a", shared_data, frames=(1, 3)), make_shot(root / "b", shared_data, frames=(1, 2))]
+    shots = [make_shot(root / name, shared_data, **kwargs) for name, kwargs in TWO_SHOTS.items()]
     events: list[str] = []
     results = farm.submit(shots, cluster[0], chunk=2, on_event=events.append)
     return shots, results, events
+
+
+def _deliverables(out_dir: Path) -> list[str]:
+    return sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+
+
+def test_a_submitted_shot_delivers_what_run_delivers(finished, tmp_path, shared_data):
+    import av
+    import nkparser
+
+    shots, results, _ = finished
+    for (name, kwargs), shot, result in zip(TWO_SHOTS.items(), shots, results):
+        reference = make_shot(tmp_path / name, shared_data, **kwargs)
+        assert main(["run", str(reference)]) == 0
+        out = shot.parent / "out"
+        assert _deliverables(out) == _deliverables(reference.parent / "out")
+        assert {"sh.nk", "preview.mp4", "report/index.html", "logs/sh.log"} <= set(_deliverables(out))
+        assert [p.name for p in result.handoff] == ["sh.nk", "preview.mp4", "index.html"]
+        frames = list(range(kwargs["frames"][0], kwargs["frames"][1] + 1))
+        script = nkparser.Script.from_file(out / "sh.nk")
+        assert script.errors() == [] and script.diagnostics == []
+        root = script.root()
+        assert (int(root.get("first_frame")), int(root.get("last_frame"))) == (frames[0], frames[-1])
+        assert float(root.get("fps")) == (25.0 if name == "b" else 24.0)
+        layers = next(n for n in script.all_nodes() if n.name == "ReadLayers")
+        assert layers.get_string("file") == (out / "sh.####.exr").as_posix()
+        with av.open(str(out / "preview.mp4")) as movie:
+            stream = movie.streams.video[0]
+            assert stream.average_rate == (25 if name == "b" else 24)
+            assert sum(1 for _ in movie.decode(stream)) == len(frames)  # every frame decodes
+        log = (out / "logs" / "sh.log").read_text()
+        assert " prepare: lighting: " in log and " render 1-2: render: frame 1 -> " in log
+        assert " handoff: handoff: " in log and " driver: finished after " in log
 
 
 def _complete_frames(out_dir: Path) -> list[str]:
@@ -112,6 +149,7 @@ def test_two_shots_submitted_together_both_complete(finished):
         assert shot_status(load_shot(shot)).complete
     assert "sh: render: 3 frame(s) written, 0 up to date, 0 failed in 2 render task(s)" in farm.format_result(results[0])
     assert sum("finished" in e for e in events) == 2 and any("rendered" in e for e in events)
+    assert sum("handoff: " in e and e.endswith("preview.mp4") for e in events) == 2
 
 
 def test_resubmitting_a_finished_shot_renders_nothing_and_says_so(cluster, finished):
@@ -151,9 +189,29 @@ def test_retries_are_bounded_and_a_rerun_resumes(cluster, tmp_path, shared_data)
     # Only complete EXRs are left: the frame written before the kill, nothing half written.
     assert _complete_frames(tmp_path / "out") == ["sh.0001.exr"]
     assert "render: 1/3 frame(s) done; missing 2-3" in format_status(shot_status(load_shot(shot)))
+    log = (tmp_path / "out" / "logs" / "sh.log").read_text()
+    assert " render 1-3: render: frame 1 -> " in log and " driver: FAILED: render task for frames 1-3 failed" in log
     (again,) = farm.submit([shot], address, chunk=3)
     assert again.ok
     assert "sh: render: 2 frame(s) written, 1 up to date, 0 failed in 1 render task(s)" in farm.format_result(again)
+
+
+def test_frames_render_only_those_and_force_redoes_them(cluster, tmp_path, shared_data):
+    shot = make_shot(tmp_path, shared_data, frames=(1, 3))
+    (result,) = farm.submit([farm.ShotRequest(shot, (2, 3))], cluster[0], chunk=1)
+    assert result.ok, farm.format_result(result)
+    assert [(r.frame, r.skipped) for r in result.render.results] == [(2, False), (3, False)]
+    assert result.render_tasks == 2 and [r.frame for r in result.plate.results] == [1, 2, 3]  # the whole plate
+    status = shot_status(load_shot(shot))
+    assert status.render.done == (2, 3) and status.render.missing == (1,)
+    assert "first_frame 2" in (tmp_path / "out" / "sh.nk").read_text()
+    before = {f: (tmp_path / "out" / f"sh.{f:04d}.exr").stat().st_mtime_ns for f in (2, 3)}
+    (forced,) = farm.submit([farm.ShotRequest(shot, (3,))], cluster[0], force="render")
+    assert forced.ok and [(r.frame, r.skipped) for r in forced.render.results] == [(3, False)]
+    assert (tmp_path / "out" / "sh.0002.exr").stat().st_mtime_ns == before[2]
+    assert (tmp_path / "out" / "sh.0003.exr").stat().st_mtime_ns != before[3]
+    (outside,) = farm.submit([farm.ShotRequest(shot, (7,))], cluster[0])
+    assert not outside.ok and "frame(s) 7 are not frames of the shot (1-3)" in outside.error
 
 
 def test_a_broken_shot_fails_with_its_reason_and_the_others_complete(cluster, tmp_path, shared_data):
@@ -223,8 +281,8 @@ def test_status_shows_done_stale_and_missing_frames(tmp_path, shared_data):
 
 
 def test_frame_lists_and_chunks():
-    assert format_frames([1003, 1001, 1002, 1005, 1007, 1008]) == "1001-1003, 1005, 1007-1008"
-    assert format_frames([]) == "-"
+    assert format_frames([1003, 1001, 1002, 1005, 1007, 1008]) == "1001-1003,1005,1007-1008"
+    assert format_frames([]) == "-" and format_frames([1001, 1003, 1005]) == "1001-1005x2"
     assert farm._chunks(tuple(range(1, 13)), 10) == [tuple(range(1, 7)), tuple(range(7, 13))]
     assert farm._chunks((1, 2, 3), 10) == [(1, 2, 3)] and farm._chunks((), 10) == []
 
@@ -234,3 +292,15 @@ def test_frame_lists_and_chunks():
 def test_bad_arguments_are_refused_before_any_work(kwargs, needle):
     with pytest.raises(VfxInsertError, match=needle):
         farm.submit(["shot.toml"], **kwargs)
+
+
+def test_submit_takes_its_shots_and_frames_from_an_edit(cluster, tmp_path, shared_data, capsys):
+    from test_edit import _range, write_timeline
+
+    shot = make_shot(tmp_path / "a", shared_data, frames=(1, 3))
+    write_timeline(tmp_path / "edit.otio", [("sh_a", _range(2, 2), {"vfxinsert": {"shot": "a/shot.toml"}}, None)])
+    assert main(["submit", "--otio", str(tmp_path / "edit.otio"), "--address", cluster[0]]) == 0
+    out = capsys.readouterr().out
+    assert f"submit: {shot.resolve()}: frames 2-3" in out and "submit: 1 of 1 shot(s) finished" in out
+    assert sorted(p.name for p in (tmp_path / "a" / "out").glob("sh.*.exr")) == ["sh.0002.exr", "sh.0003.exr"]
+    assert main(["submit", "--otio", str(tmp_path / "edit.otio"), str(shot)]) == 2   # shots come from one place

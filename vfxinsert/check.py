@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import ShotConfig, load_shot
 from .errors import VfxInsertError
+from .sequences import format_frames
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _check_plate(shot: ShotConfig) -> list[Finding]:
                     missing=p.missing_frames) as plate:
         missing = plate.missing_frames()
         if missing:
-            text = f"{len(missing)} missing frame(s): {_frame_list(missing)}"
+            text = f"{len(missing)} missing frame(s): {format_frames(missing)}"
             if p.missing_frames == "error":
                 findings.append(Finding("plate", False, f"{p.path}: {text}. Fix: render them, fix the range, "
                                                         'or set [plate] missing_frames = "hold"'))
@@ -75,14 +76,28 @@ def _check_plate(shot: ShotConfig) -> list[Finding]:
         present = [f for f in plate.frames if f not in set(missing)]
         first = plate.read(present[0])
         h, w = first.rgb.shape[:2]
-        fps = f", {plate.fps} fps" if plate.fps else ""
         findings.append(Finding("plate", True, f"{plate.kind}, {len(plate.frames)} frame(s) "
-                                               f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}{fps}, "
+                                               f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}, "
                                                f"channels {','.join(first.channels)}"))
+        findings.append(_timing_finding(shot, plate))
         if first.nonfinite:
             findings.append(Finding("plate", True, f"frame {present[0]} has {first.nonfinite} NaN/Inf values "
                                                    f"(policy {p.nonfinite!r})", warning=True))
     return findings
+
+
+def _timing_finding(shot: ShotConfig, plate) -> Finding:
+    """The rate and timecode the outputs will carry; a warning when the rate is a default or the shot
+    file contradicts the plate's own."""
+    from .timing import shot_timing
+
+    timing = shot_timing(shot, plate)
+    if timing.warning:
+        return Finding("timing", True, timing.warning, warning=True)
+    if timing.plate_fps is not None and timing.plate_fps != timing.fps:
+        return Finding("timing", True, f"[plate] fps = {timing.fps} overrides the plate's own {timing.plate_fps} fps",
+                       warning=True)
+    return Finding("timing", True, timing.describe(list(plate.frames)))
 
 
 def _check_camera(shot: ShotConfig) -> list[Finding]:
@@ -172,8 +187,3 @@ def _check_llvm(shot: ShotConfig) -> list[Finding]:
     from .env import check_llvm_runs
 
     return [Finding("renderer", True, check_llvm_runs())]
-
-
-def _frame_list(frames: list[int], limit: int = 12) -> str:
-    text = ", ".join(map(str, frames[:limit]))
-    return text + (f" ... (+{len(frames) - limit} more)" if len(frames) > limit else "")

@@ -58,7 +58,7 @@ def cmd_check(args) -> int:
 
 def cmd_run(args) -> int:
     from .check import check_shot
-    from .pipeline import run_shot
+    from .run import run_shot
 
     shot, findings = check_shot(args.shot, run_llvm=False)
     problems = [f for f in findings if not f.ok]
@@ -66,30 +66,36 @@ def cmd_run(args) -> int:
         _fail(f"{f.topic}: {f.detail}")
     if problems or shot is None:
         return EXIT_FAILED
-    reports = run_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations())
-    status = max(_summarise(r) for r in reports)
-    if len(reports) == 1:  # no plate frame could be read: nothing to render
-        return EXIT_FAILED
+    from .sequences import format_frames
+
+    stages, frames = tuple(args.stage or STAGE_NAMES), _frames(args)
+    task = "run" + (f" {','.join(args.stage)}" if args.stage else "") + (f" {format_frames(frames)}" if frames else "")
+    reports = run_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations(), frames=frames,
+                       force=args.force, stages=stages, task=task)
+    status = max((_summarise(r) for r in reports), default=EXIT_OK)
+    if "render" in stages and not any(r.stage == "render" for r in reports):
+        return EXIT_FAILED  # no plate frame could be read: nothing to render
     _say(f"outputs: {shot.output.dir}")
     return status
 
 
+def _frames(args):
+    """``--frames`` as frame numbers (None: every frame)."""
+    from .sequences import parse_frames
+
+    return parse_frames(args.frames) if args.frames else None
+
+
 def _progress(stage: str):
     """A progress callback: a tqdm bar on a terminal, one plain line per frame on the farm (log parsers)."""
+    from .shotlog import frame_line
+
     bar = None
     tty = sys.stderr.isatty()
 
     def on_frame(result, total: int) -> None:
         nonlocal bar
-        if result.error:
-            message = f"vfxinsert: {stage}: frame {result.frame} FAILED: {result.error}"
-        else:
-            what = "skipped (up to date)" if result.skipped else f"-> {result.path}"
-            if result.held_from is not None:
-                what += f" (held from frame {result.held_from})"
-            if result.nonfinite:
-                what += f" ({result.nonfinite} NaN/Inf values sanitised)"
-            message = f"vfxinsert: {stage}: frame {result.frame} {what}"
+        message = f"vfxinsert: {frame_line(stage, result)}"
         if tty:
             from tqdm import tqdm
 
@@ -228,12 +234,28 @@ def _steps(stage: str):
 
 
 def cmd_submit(args) -> int:
-    from .farm import format_result, submit
+    from .farm import ShotRequest, format_result, submit
 
     def on_event(line: str) -> None:  # progress, one plain line per step (farm logs parse these)
         print(f"vfxinsert: {line}", file=sys.stderr, flush=True)
 
-    results = submit(args.shots, args.address, chunk=args.chunk, max_retries=args.max_retries, on_event=on_event)
+    if args.otio and (args.shots or args.frames):
+        _fail("--otio takes the shots and their frames from the timeline: give no SHOT and no --frames with it")
+        return EXIT_USAGE
+    if not args.otio and not args.shots:
+        _fail("give at least one SHOT.toml, or --otio EDIT.otio")
+        return EXIT_USAGE
+    if args.otio:
+        from .edit import shots_from_timeline
+
+        requests = shots_from_timeline(args.otio)
+        for request in requests:
+            _say(f"submit: {request.path}: frames {request.frames_text}")
+    else:
+        frames = _frames(args)
+        requests = [ShotRequest(Path(p), frames) for p in args.shots]
+    results = submit(requests, args.address, chunk=args.chunk, max_retries=args.max_retries, force=args.force,
+                     on_event=on_event)
     for result in results:
         for line in format_result(result):
             _say(line)
@@ -243,10 +265,16 @@ def cmd_submit(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .config import load_shot
-    from .status import format_status, shot_status
+    import json
 
-    for line in format_status(shot_status(load_shot(args.shot))):
+    from .config import load_shot
+    from .status import format_status, shot_status, status_json
+
+    status = shot_status(load_shot(args.shot), frames=_frames(args))
+    if args.json:
+        _say(json.dumps(status_json(status), indent=2))
+        return EXIT_OK
+    for line in format_status(status):
         _say(line)
     return EXIT_OK
 
@@ -262,6 +290,20 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
     return parse
+
+
+STAGE_NAMES = ("plate", "lighting", "render", "handoff")
+"""``pipeline.STAGES``, spelled out here so that --help imports nothing heavy (tests/test_run.py checks both)."""
+
+
+def _frame_options(p: argparse.ArgumentParser, force: bool) -> None:
+    p.add_argument("--frames", metavar="RANGE",
+                   help="only these frames (fileseq ranges: 1001-1050, 1001-1100x2, 1010,1020); the lighting is "
+                        "still solved once per shot from its keyframes")
+    if force:
+        p.add_argument("--force", nargs="?", const="plate", choices=STAGE_NAMES, metavar="STAGE",
+                       help="redo STAGE and every later one even where up to date (default: every stage; "
+                            "write it after the shot file or as --force=STAGE)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "layers: <output.dir>/<name>.####.exr), handoff (<name>.nk, preview.mp4, "
                                    "report/). Work that is up to date is skipped.")
     p.add_argument("shot", type=Path, help="path to shot.toml")
+    _frame_options(p, force=True)
+    p.add_argument("--stage", action="append", choices=STAGE_NAMES, metavar="STAGE",
+                   help="run only this stage (repeatable: --stage plate --stage lighting); the others' outputs are "
+                        "read from output.dir: a farm manager's steps (farm/deadline). Stages: "
+                        + ", ".join(STAGE_NAMES))
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="lighting recovery on real panoramas with known ground truth",
@@ -327,22 +374,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("submit", help="run shots on a Ray cluster (or a private local Ray), resumably",
                        description="Run every stage of each shot on Ray: the plate and lighting stages as one "
                                    "task per shot (one GPU when the cluster has GPUs), then the renders in "
-                                   "chunks of frames, each task in a fresh worker process. Finished stages and "
-                                   "frames are skipped; a shot that fails is reported and the others go on.",
+                                   "chunks of frames, then the handoff (<name>.nk, preview.mp4, report/), each "
+                                   "task in a fresh worker process: a shot's output.dir ends as a run leaves it. "
+                                   "Finished stages and frames are skipped; a shot that fails is reported and the "
+                                   "others go on. Every task appends to output.dir/logs/<name>.log.",
                        epilog="exit codes: 0 every shot finished, 1 a shot or frame failed, 2 usage error")
-    p.add_argument("shots", type=Path, nargs="+", metavar="SHOT", help="path(s) to shot.toml")
+    p.add_argument("shots", type=Path, nargs="*", metavar="SHOT", help="path(s) to shot.toml")
+    p.add_argument("--otio", type=Path, metavar="EDIT.otio",
+                   help="take the shots from an OpenTimelineIO timeline: each clip names its shot file (metadata "
+                        "vfxinsert.shot, or a media reference to a .toml), its source range the frames")
     p.add_argument("--address", help="Ray cluster: auto (on a cluster node), HOST:6379 or ray://HOST:10001; "
                                      "default: $RAY_ADDRESS, else a Ray started on this machine for the run "
                                      "(bound to 127.0.0.1, no dashboard)")
     p.add_argument("--chunk", type=_count(1), default=10, help="frames per render task (default 10)")
     p.add_argument("--max-retries", type=_count(0), default=2,
                    help="retries of a task whose worker died: killed, out of memory, node lost (default 2)")
+    _frame_options(p, force=True)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("status", help="show which frames of a shot are done, stale or missing",
                        description="Compare each stage's outputs with the inputs hash the stage would write "
                                    "now: done frames are skipped by a re-run, stale and missing ones are redone.")
     p.add_argument("shot", type=Path, help="path to shot.toml")
+    _frame_options(p, force=False)
+    p.add_argument("--json", action="store_true", help="print the status as JSON (for a farm monitor)")
     p.set_defaults(func=cmd_status)
     return parser
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -50,8 +51,22 @@ class PlateConfig:
     """A missing frame of a sequence: fail that frame, or hold the previous present frame."""
     nonfinite: Literal["zero", "clamp", "error"] = "zero"
     """NaN/Inf pixels: set to 0; clamp Inf to +-65504 and NaN to 0; or fail the frame. Always reported."""
+    fps: str | float | None = None
+    """Frame rate of the plate, e.g. "24000/1001", 25, 23.976 (= 24000/1001); default: the plate's own
+    (EXR framesPerSecond, a movie's rate), else 24 with a warning. Every output carries it."""
+
+    @property
+    def frame_rate(self) -> Fraction | None:
+        """``fps`` as an exact fraction (None when not set)."""
+        from .timing import parse_fps
+
+        return None if self.fps is None else parse_fps(self.fps, "[plate] fps")
 
     def validate(self, where: str) -> None:
+        if self.fps is not None:
+            from .timing import parse_fps
+
+            parse_fps(self.fps, f"{where} fps")
         if self.frames is not None and self.frames[0] > self.frames[1]:
             raise ConfigError(f"first frame {self.frames[0]} is after last frame {self.frames[1]}",
                               where=f"{where} frames", fix="write frames = [first, last] with first <= last")

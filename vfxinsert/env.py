@@ -7,6 +7,7 @@ libLLVM >= 16 and set ``DRJIT_LIBLLVM_PATH`` before mitsuba is imported, unless 
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 import subprocess
@@ -73,14 +74,70 @@ def configure_llvm() -> Path:
 
 
 def cpu_count() -> int:
-    """CPUs this process may use: affinity-aware (unlike os.cpu_count), and no more than
-    ``OMP_NUM_THREADS`` when a scheduler (Ray sets it to a task's CPU budget) has set it."""
-    try:
-        n = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        n = max(1, os.cpu_count() or 1)
+    """CPUs this process may use: the affinity mask (``os.process_cpu_count`` where Python has it), no
+    more than its cgroup's CPU quota (a ``docker run --cpus=2`` container on a 64-core node: 2), and no
+    more than ``OMP_NUM_THREADS`` when a scheduler (Ray sets it to a task's CPU budget) has set it."""
+    if hasattr(os, "process_cpu_count"):  # Python >= 3.13: the affinity mask
+        n = os.process_cpu_count() or 1
+    elif hasattr(os, "sched_getaffinity"):
+        n = len(os.sched_getaffinity(0))
+    else:  # not on Linux
+        n = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        n = min(n, math.ceil(quota))
     budget = os.environ.get("OMP_NUM_THREADS", "")
+    n = max(1, n)
     return min(n, int(budget)) if budget.isdigit() and int(budget) > 0 else n
+
+
+def cgroup_cpu_quota(proc_cgroup: str | os.PathLike = "/proc/self/cgroup",
+                     root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (quota / period), or None when it has none.
+
+    cgroup v2: ``cpu.max`` (``"200000 100000"``, or ``"max 100000"`` for none); v1: ``cpu.cfs_quota_us``
+    (-1 for none) over ``cpu.cfs_period_us``. The process's own group and every group above it count
+    (the smallest quota wins); inside a container the group's path in ``proc_cgroup`` may not exist
+    under ``root`` (the container sees its own group as the root), so the mount's top is read as well.
+    """
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, group = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2, the unified hierarchy
+            folders, read = [Path(root)], _cpu_max
+        elif "cpu" in controllers.split(","):  # v1, mounted as cpu,cpuacct (or cpu, with a link)
+            folders, read = [Path(root) / controllers, Path(root) / "cpu"], _cfs_quota
+        else:
+            continue
+        for top in folders:
+            here = top / group.lstrip("/")
+            for folder in dict.fromkeys([here, *here.parents, top]):
+                if folder == top or top in folder.parents:
+                    value = read(folder)
+                    if value is not None:
+                        quotas.append(value)
+    return min(quotas) if quotas else None
+
+
+def _cpu_max(folder: Path) -> float | None:
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _cfs_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def import_mitsuba(variant: str | None = None):

@@ -248,6 +248,8 @@ class FrameMetadata:
     """vfxinsert version (plus git revision if known)."""
     fps: Fraction | None = None
     """Frame rate, e.g. ``Fraction(24000, 1001)``; None when unknown."""
+    timecode: str | None = None
+    """SMPTE timecode of this frame, ``HH:MM:SS:FF`` (``;`` = drop-frame): the ``timeCode`` attribute."""
     cam_to_world: np.ndarray | None = None
     """Camera pose of this frame (4x4, OpenGL convention); gives ``worldToCamera``."""
     intrinsics: Intrinsics | None = None
@@ -315,6 +317,10 @@ class FrameMetadata:
         }
         if self.fps is not None:
             attrs["framesPerSecond"] = self.fps
+        if self.timecode is not None:
+            from .timing import exr_timecode
+
+            attrs["timeCode"] = exr_timecode(self.timecode)
         if self.cam_to_world is not None:
             attrs["worldToCamera"] = world_to_camera_exr(self.cam_to_world)
             if self.intrinsics is not None:

@@ -2,9 +2,13 @@
 
 Per shot, one *prepare* task runs the plate stage and the lighting stage (one GPU when the cluster has
 GPUs, else a CPU budget) and works out which renders are already up to date (``vfxinsert.status``);
-then one *render* task per chunk of the remaining frames builds the scene once and renders its frames.
-The driver gathers a :class:`ShotResult` per shot: frames written / up to date / failed (with reasons)
-and timings.
+then one *render* task per chunk of the remaining frames builds the scene once and renders its frames;
+once they are all back, one *handoff* task writes the shot's ``.nk``, ``preview.mp4`` and QC report,
+so a submitted shot's folder holds what ``vfxinsert run`` leaves. A :class:`ShotRequest` may name
+frames (``--frames``, an edit's clip): only those are rendered, the handoff covers every rendered frame.
+The driver gathers a :class:`ShotResult` per shot: frames written / up to date / failed (with reasons),
+the handoff's files and timings. Every task appends what it did to the shot log (``shotlog.py``), and
+the driver adds why a task failed, so a dead worker's story stays with the shot.
 
 Faults and resume:
 - Every task runs in a fresh worker process (``max_calls=1``): a shot's memory (Mitsuba scene, JIT
@@ -32,12 +36,19 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from .config import ShotConfig
 from .errors import SetupError, VfxInsertError
+from .farmresult import ShotRequest, ShotResult, ShotTimings, format_result, stage_summary
 from .outputs import FrameResult, StageReport, insert_path
 from .sequences import format_frames
+from .shotlog import ShotLog
+
+__all__ = ["ShotRequest", "ShotResult", "ShotTimings", "format_result", "local_ray", "submit"]
+
+if TYPE_CHECKING:
+    from .pipeline import Stage
 
 DEFAULT_CHUNK = 10
 """Frames per render task: enough to amortise a worker's start-up and scene build (OpenJD and OpenCue
@@ -54,56 +65,17 @@ as a crashing node would. Unset in production, where the hook does nothing."""
 EventCallback = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class ShotTimings:
-    """Where a shot's time went, in seconds."""
-
-    prepare_s: float = 0.0
-    """The plate + lighting task, measured inside its worker (excludes queueing and worker start)."""
-    render_s: float = 0.0
-    """From the first render task's submission to the last one's result (driver clock; 0 when none ran)."""
-    total_s: float = 0.0
-    """From submission to the shot's last result (driver clock)."""
-
-
-@dataclass(frozen=True)
-class ShotResult:
-    """What the farm did with one shot."""
-
-    path: Path
-    """The shot file as given."""
-    name: str | None = None
-    """The shot's name (None when the shot file did not load)."""
-    plate: StageReport | None = None
-    """The plate stage's frames (None when it did not run)."""
-    lighting: tuple[str, ...] = ()
-    """What the lighting stage said, in order; the last line is "up to date" or where it wrote the solve."""
-    render: StageReport | None = None
-    """Every rendered frame: written, up to date (``skipped``) or failed with its reason."""
-    render_tasks: int = 0
-    """How many render tasks (chunks) ran: 0 when every frame was already up to date."""
-    error: str | None = None
-    """Why the shot as a whole failed (bad shot file, failed stage, a task that kept dying)."""
-    timings: ShotTimings = ShotTimings()
-
-    @property
-    def failed_frames(self) -> tuple[FrameResult, ...]:
-        return tuple(r for report in (self.plate, self.render) if report for r in report.failed)
-
-    @property
-    def ok(self) -> bool:
-        """Every frame of the shot is rendered and up to date."""
-        return self.error is None and self.render is not None and not self.failed_frames
-
-
 # --------------------------------------------------------------------------------------------------
 # Driver
 
 
-def submit(shot_paths: Sequence[str | os.PathLike], address: str | None = None, *, chunk: int = DEFAULT_CHUNK,
-           max_retries: int = DEFAULT_MAX_RETRIES, cpus_per_task: float = 1.0,
-           on_event: EventCallback | None = None) -> list[ShotResult]:
+def submit(shots: Sequence[str | os.PathLike | ShotRequest], address: str | None = None, *,
+           chunk: int = DEFAULT_CHUNK, max_retries: int = DEFAULT_MAX_RETRIES, cpus_per_task: float = 1.0,
+           force: Stage | None = None, on_event: EventCallback | None = None) -> list[ShotResult]:
     """Run every stage of every shot on Ray and return one :class:`ShotResult` per shot, in order.
+
+    ``shots``: shot files, or :class:`ShotRequest` for only some frames of a shot. ``force``: redo that
+    stage and the later ones even where they are up to date (``pipeline.forced``).
 
     ``address``: a running cluster (``auto`` on one of its nodes, ``host:6379``, or ``ray://host:10001``
     with Ray Client); None: ``$RAY_ADDRESS`` when set (as in a ``ray job submit`` entrypoint), else a
@@ -122,7 +94,8 @@ def submit(shot_paths: Sequence[str | os.PathLike], address: str | None = None, 
     if not cpus_per_task > 0:
         raise VfxInsertError(f"cpus_per_task = {cpus_per_task}", where="farm submit", fix="use a positive number")
     with _connected(address) as ray:
-        return _Driver(ray, chunk, max_retries, cpus_per_task, on_event or (lambda line: None)).run(shot_paths)
+        driver = _Driver(ray, chunk, max_retries, cpus_per_task, force, on_event or (lambda line: None))
+        return driver.run([s if isinstance(s, ShotRequest) else ShotRequest(Path(s)) for s in shots])
 
 
 @contextlib.contextmanager
@@ -198,39 +171,57 @@ class _ShotRun:
     """The driver's running tally of one shot (internal; becomes a frozen ShotResult)."""
 
     path: Path
+    frames: tuple[int, ...] | None = None
     config: ShotConfig | None = None
     error: str | None = None
     plate: StageReport | None = None
     lighting: tuple[str, ...] = ()
     renders: list[FrameResult] = field(default_factory=list)
     render_tasks: int = 0
+    handoff: tuple[Path, ...] = ()
     prepare_s: float = 0.0
+    handoff_s: float = 0.0
+    stage_s: dict = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     render_started: float | None = None
+    render_finished: float | None = None
     finished: float | None = None
 
     @property
     def label(self) -> str:
         return self.config.name if self.config else str(self.path)
 
+    def render_report(self) -> StageReport:
+        return StageReport("render", tuple(sorted(self.renders, key=lambda r: r.frame)))
+
+    def log(self, message: str) -> None:
+        """The driver's line in the shot log (once the shot file has loaded: the log lives in output.dir)."""
+        if self.config is not None:
+            with contextlib.suppress(VfxInsertError):  # the result says it too; a log must not stop the farm
+                ShotLog(self.config, "driver")(message)
+
     def result(self) -> ShotResult:
         end = self.finished or time.perf_counter()
-        render = None
-        if self.plate is not None and self.error is None:
-            render = StageReport("render", tuple(sorted(self.renders, key=lambda r: r.frame)))
-        timings = ShotTimings(self.prepare_s, end - self.render_started if self.render_started else 0.0,
-                              end - self.started)
+        render = self.render_report() if self.plate is not None and self.error is None else None
+        render_end = self.render_finished or end
+        timings = ShotTimings(self.prepare_s, render_end - self.render_started if self.render_started else 0.0,
+                              self.handoff_s, end - self.started)
         return ShotResult(self.path, self.config.name if self.config else None, self.plate, self.lighting,
-                          render, self.render_tasks, self.error, timings)
+                          render, self.render_tasks, self.handoff, self.error, timings)
 
 
 class _Driver:
     """Submits the tasks of every shot and gathers their results as they come (``ray.wait``)."""
 
-    def __init__(self, ray, chunk: int, max_retries: int, cpus_per_task: float, on_event: EventCallback):
+    def __init__(self, ray, chunk: int, max_retries: int, cpus_per_task: float, force: Stage | None,
+                 on_event: EventCallback):
+        from .pipeline import forced
+
         self.ray = ray
         self.chunk = chunk
         self.max_retries = max_retries
+        self.force = force
+        self.force_render = forced(force, "render")
         self.say = on_event
         gpus = ray.cluster_resources().get("GPU", 0) >= 1
         resources = {"num_gpus": 1} if gpus else {"num_cpus": cpus_per_task}
@@ -238,28 +229,35 @@ class _Driver:
         # max_calls=1: a fresh worker process per task. It can only be set in ray.remote, not .options.
         self.prepare = ray.remote(max_calls=1)(_prepare_task).options(max_retries=max_retries, **resources)
         self.render = ray.remote(max_calls=1)(_render_task).options(max_retries=max_retries, **resources)
-        self.pending: dict = {}  # ObjectRef -> (_ShotRun, frames of a render task or None for prepare)
+        # The handoff reads EXRs and encodes a preview: CPU work, no GPU.
+        self.handoff = ray.remote(max_calls=1)(_handoff_task).options(max_retries=max_retries, num_cpus=1)
+        self.pending: dict = {}  # ObjectRef -> (_ShotRun, "prepare" | "render" | "handoff", frames of a render task)
 
-    def run(self, shot_paths: Sequence[str | os.PathLike]) -> list[ShotResult]:
-        runs = [self._start(Path(p)) for p in shot_paths]
+    def run(self, requests: list[ShotRequest]) -> list[ShotResult]:
+        runs = [self._start(r) for r in requests]
         self._refuse_shared_outputs(runs)
         for run in runs:
             if run.config is not None and run.error is None:
-                self.pending[self.prepare.remote(run.config, self.cores)] = (run, None)
+                run.log(f"submitted: frames {ShotRequest(run.path, run.frames).frames_text}"
+                        + (f"; force {self.force}" if self.force else ""))
+                ref = self.prepare.remote(run.config, run.frames, self.force, self.cores)
+                self.pending[ref] = (run, "prepare", None)
             else:
                 self._finish(run)
         try:
             while self.pending:
                 (ref,), _ = self.ray.wait(list(self.pending), num_returns=1)
-                run, frames = self.pending.pop(ref)
+                run, kind, frames = self.pending.pop(ref)
                 try:
                     value = self.ray.get(ref)
                 except self.ray.exceptions.RayError as exc:  # the task raised or its worker kept dying
                     value = exc
-                if frames is None:
+                if kind == "prepare":
                     self._prepared(run, value)
-                else:
+                elif kind == "render":
                     self._rendered(run, frames, value)
+                else:
+                    self._handed_off(run, value)
         except BaseException:  # interrupted: do not leave tasks running on a shared cluster
             for ref in self.pending:
                 with contextlib.suppress(Exception):  # best effort; the interruption is what matters
@@ -267,13 +265,13 @@ class _Driver:
             raise
         return [run.result() for run in runs]
 
-    def _start(self, path: Path) -> _ShotRun:
+    def _start(self, request: ShotRequest) -> _ShotRun:
         from .config import load_shot
 
         try:
-            return _ShotRun(path, config=load_shot(path))
+            return _ShotRun(request.path, request.frames, config=load_shot(request.path))
         except VfxInsertError as exc:
-            return _ShotRun(path, error=exc.line())
+            return _ShotRun(request.path, request.frames, error=exc.line())
 
     def _refuse_shared_outputs(self, runs: list[_ShotRun]) -> None:
         """Two shots writing the same files would overwrite each other's frames: fail the later one."""
@@ -291,11 +289,14 @@ class _Driver:
     def _prepared(self, run: _ShotRun, value) -> None:
         if not isinstance(value, _Prepared):
             run.error = f"{run.path}: the plate + lighting task failed: {_reason(value, self.max_retries)}"
+            run.log(f"FAILED: {run.error}")
             self._finish(run)
             return
-        run.plate, run.lighting, run.prepare_s = value.plate, value.lighting, value.seconds
+        run.plate, run.lighting, run.prepare_s, run.stage_s = value.plate, value.lighting, value.seconds, value.stage_s
         run.error = value.error
-        self.say(f"{run.label}: {_summary(value.plate)}")
+        self.say(f"{run.label}: {stage_summary(value.plate)}")
+        if value.warning:
+            self.say(f"{run.label}: warning: {value.warning}")
         if run.error is not None:
             self._finish(run)
             return
@@ -306,30 +307,49 @@ class _Driver:
         self.say(f"{run.label}: render {len(value.up_to_date)} frame(s) up to date, {len(value.todo)} to render"
                  + (f" in {len(chunks)} task(s)" if chunks else ""))
         if not chunks:
-            self._finish(run)
+            self._hand_off(run)
             return
         run.render_started = time.perf_counter()
         run.render_tasks = len(chunks)
         for frames in chunks:
-            self.pending[self.render.remote(run.config, frames, self.cores)] = (run, frames)
+            self.pending[self.render.remote(run.config, frames, self.force_render, self.cores)] = (run, "render", frames)
 
     def _rendered(self, run: _ShotRun, frames: tuple[int, ...], value) -> None:
         if isinstance(value, StageReport):
             results = value.results
         else:
             reason = f"render task for frames {format_frames(frames)} failed: {_reason(value, self.max_retries)}"
+            run.log(f"FAILED: {reason}")
             results = tuple(FrameResult(f, error=reason) for f in frames)
         run.renders.extend(results)
         failed = [r.frame for r in results if r.error]
         self.say(f"{run.label}: frame(s) {format_frames(frames)} rendered"
                  + (f"; FAILED: {format_frames(failed)}" if failed else ""))
-        if not any(other is run for other, _ in self.pending.values()):
-            self._finish(run)
+        if not any(other is run for other, _, _ in self.pending.values()):
+            run.render_finished = time.perf_counter()
+            self._hand_off(run)
+
+    def _hand_off(self, run: _ShotRun) -> None:
+        timings = {**run.stage_s, **({"render": time.perf_counter() - run.render_started} if run.render_started else {})}
+        self.pending[self.handoff.remote(run.config, run.plate, run.render_report(), timings)] = (run, "handoff", None)
+
+    def _handed_off(self, run: _ShotRun, value) -> None:
+        if isinstance(value, _HandedOff):
+            run.handoff, run.handoff_s, run.error = value.paths, value.seconds, value.error
+        else:
+            run.error = f"{run.path}: the handoff task failed: {_reason(value, self.max_retries)}"
+        if run.error:
+            run.log(f"FAILED: {run.error}")
+        for path in run.handoff:
+            self.say(f"{run.label}: handoff: {path}")
+        self._finish(run)
 
     def _finish(self, run: _ShotRun) -> None:
         run.finished = time.perf_counter()
         result = run.result()
-        self.say(f"{run.label}: {'finished' if result.ok else 'FAILED'} after {result.timings.total_s:.1f} s")
+        line = f"{'finished' if result.ok else 'FAILED'} after {result.timings.total_s:.1f} s"
+        run.log(line)
+        self.say(f"{run.label}: {line}")
 
 
 def _chunks(frames: tuple[int, ...], most: int) -> list[tuple[int, ...]]:
@@ -368,47 +388,92 @@ class _Prepared:
     todo: tuple[int, ...]
     seconds: float
     error: str | None = None
+    stage_s: dict = field(default_factory=dict)
+    """Seconds of the plate and the lighting stage (the QC report's timings)."""
+    warning: str | None = None
+    """The shot's timing warning (no frame rate known), for the driver to pass on."""
 
 
-def _prepare_task(shot: ShotConfig, cores: int | None = None) -> _Prepared:
-    """Plate stage, lighting stage, then which renders are already up to date (status)."""
-    from .pipeline import lighting_stage, plate_stage
+@dataclass(frozen=True)
+class _HandedOff:
+    """What the handoff task hands to the driver."""
+
+    paths: tuple[Path, ...]
+    seconds: float
+    error: str | None = None
+
+
+def _prepare_task(shot: ShotConfig, frames: tuple[int, ...] | None = None, force: Stage | None = None,
+                  cores: int | None = None) -> _Prepared:
+    """Plate stage (the whole shot), lighting stage, then which of ``frames`` are already rendered (status)."""
+    from .pipeline import forced, lighting_stage, plate_stage
+    from .sequences import select_frames
     from .shot import ShotContext
     from .status import shot_status
 
     start = time.perf_counter()
     _claim_cores(cores)
+    log = ShotLog(shot, "prepare")
     plate = StageReport("plate", ())
     context = ShotContext(shot)
+    stage_s: dict[str, float] = {}
     try:
-        plate = plate_stage(shot, context=context)
+        wanted = select_frames(context.frames, frames, f"{shot.path} frames")
+        if context.timing.warning:
+            log(f"warning: {context.timing.warning}")
+        plate = plate_stage(shot, context=context, on_frame=log.frames("plate"), force=forced(force, "plate"))
+        stage_s["plate"] = time.perf_counter() - start
         good = [r.frame for r in plate.results if not r.error]
         if not good:
-            return _Prepared(plate, (), (), (), time.perf_counter() - start,
-                             error=f"{shot.path}: no plate frame could be read, so nothing can be rendered. "
-                                   "Fix: see the plate frames' errors")
+            raise VfxInsertError("no plate frame could be read, so nothing can be rendered", where=str(shot.path),
+                                 fix="see the plate frames' errors")
         progress: list[str] = []
-        lighting_stage(shot, frames=good, on_progress=progress.append, context=context)
+        lighting_stage(shot, frames=good, on_progress=progress.append, context=context,
+                       force=forced(force, "lighting"))
+        stage_s["lighting"] = time.perf_counter() - start - stage_s["plate"]
         lighting = tuple(line.removeprefix("lighting: ") for line in progress)
-        done = set(shot_status(shot).render.done)
+        log("lighting: " + lighting[-1])
+        done = set() if forced(force, "render") else set(shot_status(shot).render.done)
     except VfxInsertError as exc:
-        return _Prepared(plate, (), (), (), time.perf_counter() - start, error=exc.line())
-    return _Prepared(plate, lighting, tuple(f for f in good if f in done), tuple(f for f in good if f not in done),
-                     time.perf_counter() - start)
+        log(f"FAILED: {exc.line()}")
+        return _Prepared(plate, (), (), (), time.perf_counter() - start, error=exc.line(), stage_s=stage_s)
+    renders = [f for f in wanted if f in set(good)]
+    return _Prepared(plate, lighting, tuple(f for f in renders if f in done), tuple(f for f in renders if f not in done),
+                     time.perf_counter() - start, stage_s=stage_s, warning=context.timing.warning)
 
 
-def _render_task(shot: ShotConfig, frames: tuple[int, ...], cores: int | None = None) -> StageReport:
+def _render_task(shot: ShotConfig, frames: tuple[int, ...], force: bool = False, cores: int | None = None) -> StageReport:
     """Render one chunk of frames: the scene is built once for the chunk (render_frames does)."""
     from .lighting.environment import load_environment
     from .pipeline import render_stage
 
     _claim_cores(cores)
+    log = ShotLog(shot, f"render {format_frames(frames)}")
     try:
         env = load_environment(shot)
     except VfxInsertError as exc:
+        log(f"FAILED: {exc.line()}")
         return StageReport("render", tuple(FrameResult(f, error=exc.line()) for f in frames))
     hook = _kill_once if os.environ.get(KILL_MARKER_ENV) else None
-    return render_stage(shot, frames=list(frames), env=env, on_frame=hook)
+    return render_stage(shot, frames=list(frames), env=env, on_frame=log.frames("render", hook), force=force)
+
+
+def _handoff_task(shot: ShotConfig, plate: StageReport, render: StageReport, timings: dict[str, float]) -> _HandedOff:
+    """The shot's ``.nk``, ``preview.mp4`` and QC report, over every frame whose render is up to date."""
+    from .lighting.environment import load_environment
+    from .pipeline import handoff_stage
+    from .status import whole_shot_reports
+
+    start = time.perf_counter()
+    log = ShotLog(shot, "handoff")
+    try:
+        paths = handoff_stage(shot, whole_shot_reports(shot, [plate, render]), load_environment(shot), timings)
+    except VfxInsertError as exc:
+        log(f"FAILED: {exc.line()}")
+        return _HandedOff((), time.perf_counter() - start, error=exc.line())
+    for path in paths:
+        log(f"handoff: {path}")
+    return _HandedOff(tuple(paths), time.perf_counter() - start)
 
 
 _claimed_cores: list = []
@@ -469,37 +534,3 @@ def _kill_once(result: FrameResult, total: int) -> None:
     except (KeyError, FileNotFoundError):
         return
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-# --------------------------------------------------------------------------------------------------
-# Reporting
-
-
-def _summary(report: StageReport) -> str:
-    """``render: 2 frame(s) written, 1 up to date, 0 failed``: the wording of ``vfxinsert run``."""
-    done = [r for r in report.results if not r.error]
-    written = sum(1 for r in done if not r.skipped)
-    return (f"{report.stage}: {written} frame(s) written, {len(done) - written} up to date, "
-            f"{len(report.failed)} failed")
-
-
-def format_result(result: ShotResult) -> list[str]:
-    """A shot's result as plain lines for a terminal or a farm log (the CLI prints them)."""
-    label = result.name or str(result.path)
-    lines = []
-    if result.plate is not None:
-        lines.append(f"{label}: {_summary(result.plate)}")
-    lines += [f"{label}: lighting {line}" for line in result.lighting]
-    if result.render is not None:
-        lines.append(f"{label}: {_summary(result.render)}"
-                     + (f" in {result.render_tasks} render task(s)" if result.render_tasks else "; nothing to render"))
-    for report in (result.plate, result.render):
-        for r in report.failed if report else ():
-            lines.append(f"{label}: {report.stage} frame {r.frame} FAILED: {r.error}")
-    if result.error:
-        lines.append(f"{label}: FAILED: {result.error.removeprefix(f'{label}: ')}")
-    if result.plate is not None:  # the shot's tasks ran
-        t = result.timings
-        lines.append(f"{label}: {'done' if result.ok else 'failed'} in {t.total_s:.1f} s "
-                     f"(plate + lighting {t.prepare_s:.1f} s, render {t.render_s:.1f} s)")
-    return lines

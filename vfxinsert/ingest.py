@@ -30,13 +30,15 @@ def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
     """
     p = shot.plate
     blob = json.dumps([__version__, file_identity(frame_file), p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
-                       shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
+                       p.fps, shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None = None,
-           frames: list[int] | None = None, context: ShotContext | None = None) -> StageReport:
-    """Convert the plate frames of ``shot`` (all, or ``frames``) into the working space; see the module docstring."""
+           frames: list[int] | None = None, context: ShotContext | None = None, force: bool = False) -> StageReport:
+    """Convert the plate frames of ``shot`` (all, or ``frames``) into the working space; see the module docstring.
+
+    ``force``: redo frames that are up to date too."""
     from .exr import FrameMetadata, stored_inputs_hash, write_exr
     from .plates import open_plate
     from .shot import ShotContext
@@ -47,6 +49,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
     ensure_writable_folder(shot.output.dir)   # an unwritable folder is one line for the shot, not one per frame
     sweep_stale_temps(shot.output.dir)        # what killed writers left behind, anywhere under output.dir
     _ = context.track   # read the camera track now: a bad track file stops the shot, not each frame
+    timing = context.timing
     results = []
     with open_plate(p.path, p.frames, layer=p.layer, view=p.view, overscan=p.overscan, nonfinite=p.nonfinite,
                     missing=p.missing_frames) as plate:
@@ -57,7 +60,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
             try:
                 source = plate.source_path(frame)
                 digest = plate_frame_hash(shot, source, pipeline.cache_id)
-                if out.is_file() and stored_inputs_hash(out) == digest:
+                if not force and out.is_file() and stored_inputs_hash(out) == digest:
                     result = FrameResult(frame, out, skipped=True)
                 else:
                     image = plate.read(frame)
@@ -68,7 +71,8 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
                     meta = FrameMetadata(shot=shot.name, frame=frame, working_space=pipeline.working_space,
                                          ocio_config=pipeline.config_name, ocio_cache_id=pipeline.cache_id,
                                          plate_colorspace=p.colorspace, plate_path=source,
-                                         software_version=__version__, fps=plate.fps, cam_to_world=c2w,
+                                         software_version=__version__, fps=timing.fps,
+                                         timecode=timing.timecode(frame), cam_to_world=c2w,
                                          intrinsics=intr, extra={"inputsHash": digest})
                     channels = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}
                     if image.alpha is not None:

@@ -70,6 +70,8 @@ class Movie:
         self._keyframe_seek = [k[1] for k in keyframes]
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = Fraction(rate) if rate else None
+        self.timecode = _start_timecode(self._container, self._stream)
+        """The timecode of frame 1 (``HH:MM:SS:FF``, ``;`` when drop-frame), or None when the movie has none."""
         sar = self._stream.codec_context.sample_aspect_ratio
         self.pixel_aspect = float(sar) if sar else 1.0
         self._decoded = None  # the decode iterator ...
@@ -116,3 +118,9 @@ class Movie:
     def close(self) -> None:
         self._decoded = self._next_index = None
         self._container.close()
+
+
+def _start_timecode(container, stream) -> str | None:
+    """The movie's start timecode: its video stream's ``timecode`` tag, a ``tmcd`` track's, or the file's."""
+    tagged = [stream.metadata, *(s.metadata for s in container.streams if s.type == "data"), container.metadata]
+    return next((str(tags["timecode"]) for tags in tagged if tags.get("timecode")), None)

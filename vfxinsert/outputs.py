@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from .config import ShotConfig
 
 
-OUTPUT_SUBFOLDERS = ("plate", "report", ".cache")
-"""The folders the stages write into under ``output.dir`` (working plates, the QC report, caches)."""
+OUTPUT_SUBFOLDERS = ("plate", "report", ".cache", "logs")
+"""The folders the stages write into under ``output.dir`` (working plates, the QC report, caches, the shot log)."""
 
 
 def is_output_name(file_name: str, shot_name: str) -> bool:

@@ -389,7 +389,9 @@ class PlateSource:
     frames: tuple[int, ...]
     """Every frame number of the plate, in order."""
     fps: Fraction | None
-    """The movie's frame rate; None for stills and sequences (the shot decides)."""
+    """The movie's frame rate; None for stills and sequences (their EXR headers may say: ``timing``)."""
+    timecode: str | None
+    """The movie's start timecode (of its frame 1); None for stills and sequences."""
     kind: PlateKind
 
     def __init__(self, path: str, frames: tuple[int, ...], kind: PlateKind, options: _ReadOptions, *,
@@ -399,6 +401,7 @@ class PlateSource:
         self.frames = frames
         self.kind = kind
         self.fps = movie.fps if movie is not None else None
+        self.timecode = movie.timecode if movie is not None else None
         self._options = options
         self._missing = missing
         self._pattern = pattern

@@ -1,6 +1,7 @@
 """``preview.mp4``: the display-referred composite of every rendered frame, for review.
 
-H.264, yuv420p, the plate's frame rate (24 when it has none), BT.709 tags, written with PyAV through
+H.264, yuv420p, the shot's frame rate and timecode (``timing.py``: a ``tmcd`` track starting at the
+first frame's timecode), BT.709 tags, written with PyAV through
 an atomic temporary file. yuv420p needs even sizes: an odd width or height is padded by one pixel
 (edge-replicated) rather than scaled.
 """
@@ -15,8 +16,10 @@ from .config import ShotConfig
 from .errors import OutputError
 
 
-def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = None, out_path: Path | None = None) -> Path:
-    """Encode the ``comp`` layer of ``frames`` (in order) to ``<output.dir>/preview.mp4``."""
+def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = None, out_path: Path | None = None,
+                  timecode: str | None = None) -> Path:
+    """Encode the ``comp`` layer of ``frames`` (in order) to ``<output.dir>/preview.mp4`` at ``fps`` (default
+    24), with ``timecode`` (of the first frame, ``HH:MM:SS:FF``) as its timecode track when given."""
     import av
 
     from .exr import read_layers
@@ -45,6 +48,8 @@ def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = No
                     stream.options = {"crf": "18", "preset": "medium"}
                     cc = stream.codec_context
                     cc.color_primaries = cc.color_trc = cc.colorspace = 1  # BT.709
+                    if timecode:  # FFmpeg's mp4 muxer writes it as a tmcd track
+                        stream.metadata["timecode"] = timecode
                 image = av.VideoFrame.from_ndarray((display * 255.0 + 0.5).astype(np.uint8), format="rgb24")
                 for packet in stream.encode(image):
                     container.mux(packet)

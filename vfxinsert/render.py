@@ -61,14 +61,14 @@ def render_frame_hash(settings: str, frame: int, plate_hash: str) -> str:
 
 def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | None = None,
                   on_frame: Callable[[FrameResult, int], None] | None = None,
-                  context: ShotContext | None = None) -> StageReport:
-    """Render the shot's frames (all, or ``frames``) to ``<output.dir>/<name>.####.exr``.
+                  context: ShotContext | None = None, force: bool = False) -> StageReport:
+    """Render the shot's frames (all, or ``frames``) to ``<output.dir>/<name>.####.exr``; ``force``: frames
+    that are up to date too.
 
     A frame that fails for any reason (a bad plate, a Mitsuba error) is recorded and the rest go on.
     """
     from .exr import FrameMetadata, stored_inputs_hash, write_insert_layers
     from .lighting.tone import apply_tone
-    from .plates import open_plate
     from .composite import composite
     from .scene import View
     from .shot import ShotContext
@@ -76,8 +76,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     context = context or ShotContext(shot)
     ensure_writable_folder(shot.output.dir)   # an unwritable folder is one line for the shot, not one per frame
     sweep_stale_temps(shot.output.dir)        # what killed writers left behind, anywhere under output.dir
-    with open_plate(shot.plate.path, shot.plate.frames) as plate:
-        fps = plate.fps
+    timing = context.timing
     frames = list(context.frames) if frames is None else frames
     pipeline = shot.color_pipeline()
     settings = render_settings(shot, env, context.track)
@@ -89,7 +88,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         try:
             plate = context.plate(frame)
             digest = render_frame_hash(settings, frame, plate.inputs_hash)
-            if out.is_file() and stored_inputs_hash(out) == digest:
+            if not force and out.is_file() and stored_inputs_hash(out) == digest:
                 result = FrameResult(frame, out, skipped=True)
             else:
                 h, w = plate.rgb.shape[:2]
@@ -116,7 +115,8 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                      ocio_config=pipeline.config_name, ocio_cache_id=pipeline.cache_id,
                                      plate_colorspace=shot.plate.colorspace,
                                      plate_path=str(plate.header.get("vfxinsert/platePath", plate.path)),
-                                     fps=fps, cam_to_world=plate.cam_to_world, intrinsics=plate.intrinsics,
+                                     fps=timing.fps, timecode=timing.timecode(frame), cam_to_world=plate.cam_to_world,
+                                     intrinsics=plate.intrinsics,
                                      extra={"inputsHash": digest, "lighting": json.dumps(env.to_json())})
                 display = plate.header["displayWindow"]   # the layers sit exactly on the plate's format
                 write_insert_layers(out, object_rgba=np.concatenate([rgb, alpha], axis=-1), shadow_rgb=shadow,

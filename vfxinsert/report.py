@@ -26,6 +26,7 @@ from .errors import OutputError
 from .fsutil import atomic_folder, atomic_write_bytes, atomic_write_text
 from .outputs import StageReport, insert_path, working_plate_path
 from .sequences import format_frames
+from .shot import ShotContext
 
 #: Widest preview written for a frame (plates are 2-4k wide; the report only needs to be looked at).
 MAX_PREVIEW_WIDTH_PX = 960
@@ -435,6 +436,7 @@ def _summary(shot: ShotConfig, pipeline, rendered: Sequence[int], failed: set[in
     rows = [("shot file", shot.path), ("output folder", shot.output.dir),
             ("frames rendered", format_frames(rendered) if rendered else "none"), ("frames failed", format_frames(failed) if failed else "none"),
             ("plate", f"{shot.plate.path} ({shot.plate.colorspace})"),
+            ("frame rate, timecode", ShotContext(shot).timing.describe(list(rendered))),
             ("colour", f"OCIO {pipeline.source}; working space {pipeline.working_space}; images shown "
                        f"through {pipeline.display} / {pipeline.view}")]
     return "<h2>Summary</h2>" + _table(("item", "value"), rows)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .camera import ChanTrack, Intrinsics
     from .assets import MeshPart
     from .scene import InsertScene, View
+    from .timing import ShotTiming
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +65,15 @@ class ShotContext:
 
         with open_plate(self.shot.plate.path, self.shot.plate.frames) as plate:
             return tuple(plate.frames)
+
+    @functools.cached_property
+    def timing(self) -> ShotTiming:
+        """The shot's frame rate and timecode (``[plate] fps``, else the plate's own; see ``timing.py``)."""
+        from .plates import open_plate
+        from .timing import shot_timing
+
+        with open_plate(self.shot.plate.path, self.shot.plate.frames, missing=self.shot.plate.missing_frames) as plate:
+            return shot_timing(self.shot, plate)
 
     @functools.cached_property
     def track(self) -> ChanTrack | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Sequence
 
 from .config import ShotConfig
 from .errors import VfxInsertError
 from .ingest import plate_frame_hash
-from .outputs import insert_path, working_plate_path
-from .sequences import format_frames
+from .outputs import FrameResult, StageReport, insert_path, working_plate_path
+from .sequences import format_frames, select_frames
 
 if TYPE_CHECKING:
     from .lighting.environment import Environment
@@ -82,11 +82,13 @@ class ShotStatus:
         return self.plate.complete and self.lighting.state == "solved" and self.render.complete
 
 
-def shot_status(shot: ShotConfig) -> ShotStatus:
+def shot_status(shot: ShotConfig, frames: Sequence[int] | None = None) -> ShotStatus:
     """Compare every output of ``shot`` with the inputs hash its stage would write now.
 
-    Reads EXR headers only (no pixels), so it is cheap enough to run before and after farm work.
-    Raises VfxInsertError when the plate itself cannot be opened (as the plate stage would).
+    ``frames``: report only these frames (``--frames``; each must be a frame of the shot). The lighting's
+    state is the whole shot's either way: it is solved from the shot's keyframes. Reads EXR headers
+    only (no pixels), so it is cheap enough to run before and after farm work. Raises VfxInsertError
+    when the plate itself cannot be opened (as the plate stage would).
     """
     from .camera import read_chan
     from .plates import open_plate
@@ -96,9 +98,9 @@ def shot_status(shot: ShotConfig) -> ShotStatus:
     # Only the frame -> source-file mapping matters for the hash: it depends on the path, the frames
     # and the missing-frame policy, not on the read options (layer, view, overscan, nonfinite).
     with open_plate(shot.plate.path, shot.plate.frames, missing=shot.plate.missing_frames) as plate:
-        frames = plate.frames
+        every = plate.frames
         plate_hashes: dict[int, str | None] = {}
-        for frame in frames:
+        for frame in every:
             try:
                 plate_hashes[frame] = plate_frame_hash(shot, plate.source_path(frame), pipeline.cache_id)
             except VfxInsertError:  # no source for this frame: the plate stage would fail it
@@ -106,14 +108,19 @@ def shot_status(shot: ShotConfig) -> ShotStatus:
     plate_status = _stage_status("plate", {f: (working_plate_path(shot, f), h) for f, h in plate_hashes.items()})
     lighting, env = _lighting_status(shot, plate_status.done)
     if env is None:  # renders depend on the solved lighting: without it, existing ones count as stale
-        render_hashes: dict[int, str | None] = dict.fromkeys(frames)
+        render_hashes: dict[int, str | None] = dict.fromkeys(every)
     else:
         settings = render_settings(shot, env, read_chan(shot.camera.track) if shot.camera.track else None)
         render_hashes = {f: None if h is None else render_frame_hash(settings, f, h) for f, h in plate_hashes.items()}
     render_status = _stage_status("render", {f: (insert_path(shot, f), h) for f, h in render_hashes.items()})
     if env is None and render_status.stale:
         render_status = replace(render_status, note="the lighting is not solved, so these cannot be checked")
-    return ShotStatus(shot.name, shot.path, shot.output.dir, tuple(frames), plate_status, lighting, render_status)
+    shown = select_frames(every, frames, "--frames")
+    if frames is not None:
+        plate_status, render_status = (replace(s, **{g: tuple(f for f in getattr(s, g) if f in shown)
+                                                      for g in ("done", "stale", "missing")})
+                                       for s in (plate_status, render_status))
+    return ShotStatus(shot.name, shot.path, shot.output.dir, tuple(shown), plate_status, lighting, render_status)
 
 
 def _stage_status(stage: str, expected: dict[int, tuple[Path, str | None]]) -> StageStatus:
@@ -146,6 +153,29 @@ def _lighting_status(shot: ShotConfig, plates: tuple[int, ...]) -> tuple[Lightin
     digest = lighting_inputs_hash(shot, list(plates))
     state: LightingState = "solved" if env.inputs_hash == digest else "stale"
     return LightingStatus(state, env.source), env
+
+
+def whole_shot_reports(shot: ShotConfig, reports: list[StageReport]) -> list[StageReport]:
+    """``reports`` with the render report (last) extended by the shot's other up-to-date renders."""
+    render = next((r for r in reports if r.stage == "render"), StageReport("render", ()))
+    seen = {r.frame for r in render.results}
+    others = [FrameResult(f, insert_path(shot, f), skipped=True) for f in shot_status(shot).render.done if f not in seen]
+    merged = StageReport("render", tuple(sorted([*render.results, *others], key=lambda r: r.frame)))
+    return [r for r in reports if r.stage != "render"] + [merged]
+
+
+def status_json(status: ShotStatus) -> dict:
+    """The status as a JSON-ready dict for a farm monitor: frames as lists of numbers, plus their range
+    text (``format_frames``), and ``complete``."""
+    def stage(s: StageStatus) -> dict:
+        groups = {g: list(getattr(s, g)) for g in ("done", "stale", "missing")}
+        return {**groups, **{f"{g}_text": format_frames(v) for g, v in groups.items()}, "total": s.total,
+                "complete": s.complete, "note": s.note}
+
+    return {"name": status.name, "path": str(status.path), "output_dir": str(status.output_dir),
+            "frames": list(status.frames), "frames_text": format_frames(status.frames),
+            "plate": stage(status.plate), "lighting": {"state": status.lighting.state, "source": status.lighting.source},
+            "render": stage(status.render), "complete": status.complete}
 
 
 def format_status(status: ShotStatus) -> list[str]:
