@@ -204,7 +204,8 @@ def test_frames_render_only_those_and_force_redoes_them(cluster, tmp_path, share
     assert result.render_tasks == 2 and [r.frame for r in result.plate.results] == [1, 2, 3]  # the whole plate
     status = shot_status(load_shot(shot))
     assert status.render.done == (2, 3) and status.render.missing == (1,)
-    assert "first_frame 2" in (tmp_path / "out" / "sh.nk").read_text()
+    assert not (tmp_path / "out" / "sh.nk").exists()       # no handoff that covers part of the shot
+    assert not (tmp_path / "out" / "preview.mp4").exists() and (tmp_path / "out" / "report" / "index.html").is_file()
     before = {f: (tmp_path / "out" / f"sh.{f:04d}.exr").stat().st_mtime_ns for f in (2, 3)}
     (forced,) = farm.submit([farm.ShotRequest(shot, (3,))], cluster[0], force="render")
     assert forced.ok and [(r.frame, r.skipped) for r in forced.render.results] == [(3, False)]
