@@ -121,6 +121,71 @@ class ColorPipeline:
                               f"{self.display}\0{self.view}", inverse)
 
 
+#: The OCIO profile version of :func:`portable_config`: 2.0, read by every OCIO 2 (Nuke 13 and later).
+PORTABLE_PROFILE_VERSION = (2, 0)
+
+
+def display_colorspace_name(display: str, view: str) -> str:
+    """The colorspace that stands for a display view in :func:`portable_config`."""
+    return f"{view} ({display})"
+
+
+def portable_config(pipeline: ColorPipeline, colorspaces: list[str], name: str) -> str:
+    """A self-contained OCIO config (profile 2.0) holding ``colorspaces``, the working space and the
+    pipeline's display view, each as the exact transforms ``pipeline``'s own config resolves it to.
+
+    Why: a built-in config such as the pinned ``ocio://studio-config-v2.2.0_aces-v1.3_ocio-v2.4`` needs
+    OCIO 2.4, while Nuke 13/14/15 ship OCIO 2.0/2.1/2.2. The working space is the reference space; each
+    colorspace is ``processor(colorspace -> working space)`` written out as its primitive transforms
+    (matrices, log/exponent curves, ACES fixed functions, grading curves: all OCIO 2.0 types), and the
+    display view is a colorspace ``processor(working -> display view)``, so a Read, Write or Viewer in
+    Nuke converts exactly as vfxinsert did. Names stay the source config's canonical names.
+    """
+    import PyOpenColorIO as ocio
+
+    working = pipeline.canonical(pipeline.working_space, "[color] working_space")
+    pipeline.check_display_view("[color] display/view")
+    source = pipeline.config
+
+    def exact(processor):
+        return processor.getOptimizedProcessor(ocio.OPTIMIZATION_NONE).createGroupTransform()
+
+    out = ocio.Config.CreateRaw()
+    for existing in list(out.getColorSpaceNames()):
+        out.removeColorSpace(existing)
+    out.setMajorVersion(PORTABLE_PROFILE_VERSION[0])
+    out.setMinorVersion(PORTABLE_PROFILE_VERSION[1])
+    out.setName(name)
+    out.setDescription(f"Exported by vfxinsert from {pipeline.config_name!r} ({pipeline.source}) for hosts with an "
+                       "older OCIO: the colorspaces of one shot as exact transforms; reference space = " + working)
+    out.addColorSpace(ocio.ColorSpace(ocio.REFERENCE_SPACE_SCENE, name=working, family="vfxinsert",
+                                      encoding="scene-linear", description="the working space (reference)"))
+    for cs in dict.fromkeys(pipeline.canonical(c, "colorspace") for c in colorspaces):
+        if cs == working:
+            continue
+        space = ocio.ColorSpace(ocio.REFERENCE_SPACE_SCENE, name=cs, family="vfxinsert",
+                                encoding=source.getColorSpace(cs).getEncoding(),
+                                isData=source.getColorSpace(cs).isData())
+        space.setTransform(exact(source.getProcessor(cs, working)), ocio.COLORSPACE_DIR_TO_REFERENCE)
+        out.addColorSpace(space)
+    view_cs = display_colorspace_name(pipeline.display, pipeline.view)
+    space = ocio.ColorSpace(ocio.REFERENCE_SPACE_SCENE, name=view_cs, family="vfxinsert/display", encoding="sdr-video")
+    space.setTransform(exact(source.getProcessor(ocio.DisplayViewTransform(
+        src=working, display=pipeline.display, view=pipeline.view))), ocio.COLORSPACE_DIR_FROM_REFERENCE)
+    out.addColorSpace(space)
+    out.addColorSpace(ocio.ColorSpace(ocio.REFERENCE_SPACE_SCENE, name="Raw", family="vfxinsert", isData=True,
+                                      description="data: never converted"))
+    out.addDisplayView(pipeline.display, pipeline.view, view_cs, "")
+    out.addDisplayView(pipeline.display, "Raw", "Raw", "")
+    out.setActiveDisplays(pipeline.display)
+    out.setActiveViews(f"{pipeline.view}, Raw")
+    for role, cs in (("default", working), ("scene_linear", working), ("reference", working),
+                     ("data", "Raw"), ("color_picking", view_cs)):
+        out.setRole(role, cs)
+    out.validate()
+    return out.serialize()
+
+
 @functools.lru_cache(maxsize=64)
 def _cpu_processor(source: str, cache_id: str, kind: str, src: str, dst: str, inverse: bool):
     """Build once per (config, transform): processor construction is the slow part of OCIO."""

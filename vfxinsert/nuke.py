@@ -16,9 +16,11 @@ reads the original plate and the per-frame layer EXRs and rebuilds the ``comp`` 
 
     comp = rgb + (1 - A) * plate * shadow   (Merge2 multiply, then Merge2 over),
 
-and writes nothing by itself. Colour: the Root's OCIO working space is set to the shot's working
-space, so the plate Read (``colorspace`` = the plate's declared colorspace) converts exactly as the
-plate stage did, and the layers Read is ``raw`` (its pixels already are in the working space).
+and ends in a Write node, disabled by default, that renders that comp as EXRs beside the outputs.
+Colour: the Root's OCIO working space is set to the shot's working space, so the plate Read
+(``colorspace`` = the plate's declared colorspace) converts exactly as the plate stage did, and the
+layers Read is ``raw`` (its pixels already are in the working space). The config it names is a file
+Nuke 13-15 can read (:func:`nuke_config_path`).
 """
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ KnobValue = Union[str, bool, int, float, tuple[float, ...]]
 """A knob value: text (quoted when needed), a boolean (``true``/``false``), a number, or a tuple of
 numbers (written as a Tcl list, e.g. ``{0.5 0.5 0.5}``)."""
 
-#: The Nuke release the script header names. The knobs written exist since Nuke 12; an ``ocio://``
-#: built-in config URI needs OCIO 2.2, i.e. Nuke 15 or later (docs/handoff.md).
+#: The Nuke release the script header names. The knobs written exist since Nuke 12; the colour config
+#: it names is a file every OCIO 2 reads (Nuke 13 and later; docs/handoff.md, "Nuke versions").
 NUKE_VERSION = "15.0 v1"
 
 # Node names and knob names: Nuke identifiers.
@@ -256,6 +258,7 @@ def _stack_order(nodes: tuple[NukeNode, ...], by_name: dict[str, NukeNode]) -> t
 READ_PLATE, READ_LAYERS = "ReadPlate", "ReadLayers"
 SHUFFLE_PLATE, SHUFFLE_SHADOW = "ShufflePlateLayer", "ShuffleShadow"
 MERGE_SHADOW, MERGE_OVER = "ShadowOnPlate", "ObjectOver"
+WRITE = "WriteSlapComp"
 NOTE = "vfxinsert_note"
 
 # DAG grid: columns and rows in Nuke's node-graph pixels (a Read with its thumbnail is about 80 x 80).
@@ -311,6 +314,14 @@ def _frame_span(frames: Sequence[int], where: str) -> tuple[list[int], int, int]
     return values, values[0], values[-1]
 
 
+def nuke_config_path(shot: ShotConfig) -> Path:
+    """The OCIO config file the shot's script names: the shot's own config file (``[color] config`` or
+    ``$OCIO``) as it is, or, for a built-in ``ocio://`` config (which needs OCIO 2.4, newer than any
+    Nuke 13-15 ships), the portable export :func:`write_nuke_script` writes as ``<output.dir>/<name>.ocio``."""
+    source = shot.color_pipeline().source
+    return shot.output.dir / f"{shot.name}.ocio" if source.startswith("ocio://") else Path(source)
+
+
 def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path) -> NukeScript:
     """The slap-comp script of ``shot`` for ``frames`` (their layers EXRs must exist); see the module doc."""
     where = str(script_path)
@@ -325,7 +336,7 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
     pipeline = shot.color_pipeline()
     working = pipeline.canonical(shot.color.working_space, f"{shot.path} [color] working_space")
     plate_cs = pipeline.canonical(shot.plate.colorspace, f"{shot.path} [plate] colorspace")
-    config = pipeline.source if pipeline.source.startswith("ocio://") else Path(pipeline.source).absolute().as_posix()
+    config = nuke_config_path(shot).absolute().as_posix()
     format_name = "vfxinsert_" + re.sub(r"[^A-Za-z0-9_]", "_", shot.name)
     nuke_format = f"{fmt.width} {fmt.height} 0 0 {fmt.width} {fmt.height} {fmt.pixel_aspect:g} {format_name}"
     frame_range = {"first": first, "last": last, "origfirst": first, "origlast": last, "origset": True}
@@ -372,6 +383,12 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
                  inputs=(plate_out, SHUFFLE_SHADOW), xpos=0, ypos=(row + 1) * _ROW_PX),
         NukeNode("Merge2", MERGE_OVER, {"operation": "over", "label": "object over lit plate"},
                  inputs=(MERGE_SHADOW, READ_LAYERS), xpos=0, ypos=(row + 2) * _ROW_PX),
+        NukeNode("Write", WRITE, {
+            "file": nuke_sequence_path(shot.output.dir.absolute() / f"{shot.name}_slapcomp.####.exr"),
+            "file_type": "exr", "channels": "rgba", "datatype": "16 bit half", "compression": "Zip (1 scanline)",
+            "colorspace": working, "first": first, "last": last, "use_limit": True, "disable": True,
+            "label": f"disabled: enable to render the slap comp\n{working}, EXR half",
+        }, inputs=(MERGE_OVER,), xpos=0, ypos=(row + 3) * _ROW_PX),
         NukeNode("StickyNote", NOTE, {
             "label": f"vfxinsert {__version__}, shot {shot.name}, frames {first}-{last}\n"
                      f"{LAYER_FORMULA} (working space {working})\n"
@@ -390,7 +407,13 @@ def write_nuke_script(shot: ShotConfig, frames: Sequence[int], out_path: str | o
     errors in Nuke on that frame, as a missing render should. Raises OutputError (a missing layers
     EXR, an unwritable folder) or ColorError (a colorspace the shot's OCIO config lacks).
     """
+    from .color import portable_config
+
     path = Path(out_path) if out_path is not None else shot.output.dir / f"{shot.name}.nk"
     script = build_nuke_script(shot, frames, path)
+    config = nuke_config_path(shot)
+    if config != Path(shot.color_pipeline().source):   # a built-in config: write the portable export
+        text = portable_config(shot.color_pipeline(), [shot.plate.colorspace], f"vfxinsert {shot.name}")
+        atomic_write_text(config, text)
     atomic_write_text(path, script.to_nk())
     return path

@@ -22,7 +22,7 @@ OUTPUT_SUBFOLDERS = ("plate", "report", ".cache")
 
 def is_output_name(file_name: str, shot_name: str) -> bool:
     """Whether a stage may write a file of this name directly into ``output.dir``."""
-    fixed = {f"{shot_name}.nk", "preview.mp4", "lighting.exr", "lighting.json", "tone.json"}
+    fixed = {f"{shot_name}.nk", f"{shot_name}.ocio", "preview.mp4", "lighting.exr", "lighting.json", "tone.json"}
     return file_name in fixed or re.fullmatch(rf"{re.escape(shot_name)}\.-?\d+\.exr", file_name) is not None
 
 
