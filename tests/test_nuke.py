@@ -494,3 +494,11 @@ def test_the_named_config_loads_in_an_older_ocio(rendered):
     for cs in used:
         assert np.allclose(old["working"][cs], mine.to_working(rgb, cs)[0, 0], rtol=1e-5)
     assert np.allclose(old["display"], mine.to_display(rgb)[0, 0], rtol=1e-5)
+
+
+def test_plate_and_layers_exrs_describe_what_they_hold(rendered):
+    shot, _ = rendered
+    plate = read_layers(shot.output.dir / "plate" / "sh.0001.exr")[1]["comments"]
+    layers = read_layers(shot.output.dir / "sh.0001.exr")[1]["comments"]
+    assert "converted from Linear Rec.709 (sRGB)" in plate and "sh.0001.exr" in plate and "Layers:" not in plate
+    assert "Layers: R,G,B,A = object premultiplied" in layers

@@ -67,7 +67,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
                                          ocio_config=pipeline.config_name, ocio_cache_id=pipeline.cache_id,
                                          plate_colorspace=p.colorspace, plate_path=source,
                                          software_version=__version__, fps=plate.fps, cam_to_world=c2w,
-                                         intrinsics=intr, extra={"inputsHash": digest})
+                                         intrinsics=intr, extra={"inputsHash": digest}, content="plate")
                     channels = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}
                     if image.alpha is not None:
                         channels["A"] = image.alpha
