@@ -77,6 +77,14 @@ def _check_plate(shot: ShotConfig) -> list[Finding]:
         findings.append(Finding("plate", True, f"{plate.kind}, {len(plate.frames)} frame(s) "
                                                f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}{fps}, "
                                                f"channels {','.join(first.channels)}"))
+        pa = first.pixel_aspect
+        if not 0.25 <= pa <= 4.0:   # also refuses NaN
+            findings.append(Finding("plate", False, f"{p.path}: pixel aspect {pa:g} is outside 0.25..4. Fix: set the "
+                                                    "plate's pixelAspectRatio to its lens squeeze (2 for 2:1 anamorphic)"))
+        elif abs(pa - 1.0) > 1e-6:
+            findings.append(Finding("plate", True, f"pixel aspect {pa:g} (non-square pixels, display aspect "
+                                                   f"{w * pa / h:.3g}:1): each frame renders on a {pa:g}x wider "
+                                                   "square-pixel film, resampled to the plate's pixels"))
         if first.nonfinite:
             findings.append(Finding("plate", True, f"frame {present[0]} has {first.nonfinite} NaN/Inf values "
                                                    f"(policy {p.nonfinite!r})", warning=True))

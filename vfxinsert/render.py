@@ -91,16 +91,14 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                 result = FrameResult(frame, out, skipped=True)
             else:
                 h, w = plate.rgb.shape[:2]
-                if abs(plate.pixel_aspect - 1.0) > 1e-6:
-                    raise RenderError(f"pixel aspect {plate.pixel_aspect} is not 1: Mitsuba renders square pixels "
-                                      "only", where=str(plate.path), fix="resample the plate to square pixels first")
-                view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h)
+                view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h, pixel_aspect=plate.pixel_aspect)
                 if scene is None:
                     scene = context.scene(view, env_height=env.mitsuba_data.shape[0], max_depth=shot.render.max_depth)
                     scene.set_env(env.mitsuba_data)
-                elif view.film_size != scene.view.film_size:
-                    raise RenderError(f"frame is {w}x{h}, the shot's first rendered frame was "
-                                      f"{scene.view.film_size[0]}x{scene.view.film_size[1]}",
+                elif view.render_size != scene.view.render_size:
+                    raise RenderError(f"frame is {w}x{h} (pixel aspect {view.pixel_aspect:g}), the shot's first "
+                                      f"rendered frame was {scene.view.film_size[0]}x{scene.view.film_size[1]} "
+                                      f"(pixel aspect {scene.view.pixel_aspect:g})",
                                       where=str(plate.path), fix="give every plate frame the same format")
                 else:
                     scene.set_view(view)
