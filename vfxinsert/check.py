@@ -95,6 +95,13 @@ def _check_camera(shot: ShotConfig) -> list[Finding]:
     from .camera import pose_for_frame, read_chan
 
     cam = shot.camera
+    if cam.usd is not None:
+        from .shot import ShotContext
+
+        track = ShotContext(shot).track   # reads the stage at every plate frame
+        return [Finding("camera", True, f"USD camera {track.source}: {len(track.frames)} frames "
+                                        f"{track.frames[0]}-{track.frames[-1]}, focal {track.focal_length_mm[0]:.4g} mm on "
+                                        f"{track.filmback_mm[0]:.4g} x {track.filmback_mm[1]:.4g} mm filmback")]
     if cam.track is None:
         return [Finding("camera", True, f"static camera, {cam.focal_length_mm} mm on "
                                         f"{cam.filmback_mm[0]} x {cam.filmback_mm[1]} mm filmback")]

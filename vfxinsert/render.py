@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 def _assets_digest(shot: ShotConfig) -> list:
     items = []
     for a in shot.asset:
-        items.append([*file_identity(a.mesh), a.position_m, a.rotation_deg, a.scale,
-                      [a.material.base_color, a.material.roughness, a.material.metallic]])
+        m = a.shot_material   # unset hashes as the defaults (a USD's own material is in its file identity)
+        items.append([*file_identity(a.mesh), a.position_m, a.rotation_deg, a.scale, [m.base_color, m.roughness, m.metallic]])
     return items
 
 
@@ -47,8 +47,10 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     tone = env.tone.to_json() if env.tone is not None else None
     return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
                        shot.ground.height_m, shot.ground.albedo, shot.output.precision, shot.output.compression,
-                       None if track is None else [track.frames, track.cam_to_world.tolist()],
-                       shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm])
+                       None if shot.camera.track is None or track is None else [track.frames, track.cam_to_world.tolist()],
+                       shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm,
+                       # a USD camera: the stage file itself (so vfxinsert status, which reads no stage, agrees)
+                       [*file_identity(shot.camera.usd), shot.camera.usd_prim] if shot.camera.usd else None])
 
 
 def render_frame_hash(settings: str, frame: int, plate_hash: str) -> str:

@@ -399,7 +399,8 @@ def settings_rows(shot: ShotConfig) -> list[tuple[str, str]]:
             ("optimisation", f"{op.objective}: {op.iterations} iterations, {op.spp} spp, crop {op.crop_px} px, "
                              f"{op.keyframes} keyframes" if li.optimize else "off (initial lighting rendered as it is)"),
             ("guidance", f"{shot.guidance.method} with {shot.guidance.model}" if shot.guidance.model else "none"),
-            ("camera", f"focal {c.focal_length_mm:g} mm, filmback {c.filmback_mm[0]:g} x {c.filmback_mm[1]:g} mm, "
+            ("camera", f"USD {c.usd.name} {c.usd_prim or '(first camera)'}" if c.usd else
+                       f"focal {c.focal_length_mm:g} mm, filmback {c.filmback_mm[0]:g} x {c.filmback_mm[1]:g} mm, "
                        + (f"track {c.track.name}" if c.track else "static")),
             *((f"asset {i + 1}", f"{a.label or a.mesh.stem}: {a.mesh.name}, position {list(a.position_m)} m, "
                f"rotation {list(a.rotation_deg)} deg, scale {a.scale:g}") for i, a in enumerate(shot.asset)),

@@ -67,10 +67,18 @@ class ShotContext:
 
     @functools.cached_property
     def track(self) -> ChanTrack | None:
-        """The camera track (``[camera] track``), read once; None for a static camera."""
-        from .camera import read_chan
+        """The camera track (``[camera] track``, or the ``usd`` camera sampled at the plate's frames with its
+        lens), read once; None for a static camera."""
+        from .camera import ChanTrack, read_chan
 
-        return read_chan(self.shot.camera.track) if self.shot.camera.track else None
+        c = self.shot.camera
+        if c.usd is not None:
+            from .usd import read_usd_camera
+
+            cam = read_usd_camera(c.usd, c.usd_prim, self.frames)
+            return ChanTrack(cam.frames, cam.cam_to_world, source=f"{c.usd} {cam.prim}",
+                             focal_length_mm=cam.focal_length_mm, filmback_mm=cam.filmback_mm)
+        return read_chan(c.track) if c.track else None
 
     def camera(self, frame: int, width_px: int, height_px: int, pixel_aspect: float = 1.0) -> tuple[np.ndarray, Intrinsics]:
         """(cam_to_world, intrinsics) of ``frame`` for a plate of that format (static or tracked camera)."""
