@@ -1,5 +1,6 @@
-"""Plate geometry end to end: non-square (anamorphic) pixels. A marker sphere rendered through `vfxinsert run`
-must land on the plate pixel the pinhole model puts it on (closed form written here), to 0.5 px."""
+"""Plate geometry end to end: non-square (anamorphic) pixels and ST-map lens distortion. A marker sphere
+rendered through `vfxinsert run` must land on the plate pixel the pinhole model (and the lens) puts it
+on (closed forms written here), to 0.5 px."""
 from __future__ import annotations
 
 import shutil
@@ -29,7 +30,8 @@ def expected_pixel(point: np.ndarray, pixel_aspect: float, width: int = W, heigh
     return np.array([width / 2 + fx * x / -z, height / 2 - fx * pixel_aspect * y / -z])
 
 
-def make_marker_shot(folder: Path, shared: Path, pixel_aspect: float, camera_extra: str = "") -> Path:
+def make_marker_shot(folder: Path, shared: Path, pixel_aspect: float, camera_extra: str = "",
+                     marker: np.ndarray = MARKER) -> Path:
     import trimesh
 
     (folder / "plate").mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def make_marker_shot(folder: Path, shared: Path, pixel_aspect: float, camera_ext
         albedo = [0.2, 0.2, 0.2]
         [[asset]]
         mesh = "marker.obj"
-        position_m = [{MARKER[0]}, {MARKER[1]}, {MARKER[2]}]
+        position_m = [{marker[0]}, {marker[1]}, {marker[2]}]
         [lighting]
         init = "hdri"
         hdri = "env.hdr"
@@ -98,3 +100,72 @@ def test_an_absurd_pixel_aspect_fails_check(tmp_path, shared_data):
     shot = make_marker_shot(tmp_path, shared_data, 9.0)
     _, findings = check_shot(shot, run_llvm=False)
     assert any(not f.ok and "pixel aspect 9 is outside 0.25..4" in f.detail for f in findings)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lens distortion: a redistort ST-map (Nuke's convention, lens.py)
+
+K_RADIAL = 0.3   # undistorted radius = distorted radius * (1 + k r^2), r in half-widths: needs overscan
+LENS_MARKER = np.array([1.2, 1.5, -4.0])
+
+
+def undistorted_of(p_d: np.ndarray) -> np.ndarray:
+    """Where a plate (distorted) position comes from in the undistorted image (pixels, y down)."""
+    c = np.array([W / 2, H / 2])
+    r2 = (((p_d - c) / (W / 2)) ** 2).sum(axis=-1, keepdims=True)
+    return c + (p_d - c) * (1 + K_RADIAL * r2)
+
+
+def write_stmap(path: Path) -> None:
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    p_u = undistorted_of(np.stack([xs, ys], axis=-1))
+    u, v = p_u[..., 0] / W, 1.0 - p_u[..., 1] / H        # Nuke: u from the left, v from the bottom
+    write_exr(path, {"R": u.astype(np.float32), "G": v.astype(np.float32), "B": np.zeros((H, W), np.float32)},
+              precision="float")
+
+
+def test_marker_lands_on_its_distorted_plate_pixel_and_the_nk_redistorts_with_the_same_map(tmp_path, shared_data):
+    import nkparser
+    from scipy.ndimage import map_coordinates
+    from test_nuke import expand_hashes, simulate
+
+    write_stmap(tmp_path / "stmap.exr")
+    shot = make_marker_shot(tmp_path, shared_data, 1.0, camera_extra='distortion = "stmap.exr"', marker=LENS_MARKER)
+    _, findings = check_shot(shot, run_llvm=False)
+    assert all(f.ok for f in findings), [f for f in findings if not f.ok]
+    lens = next(f.detail for f in findings if f.topic == "lens")
+    assert "renders undistorted over" in lens
+    assert main(["run", str(shot)]) == 0
+    out = tmp_path / "out"
+    # where the pinhole puts the marker in the undistorted image, then through the lens onto the plate
+    p_u = expected_pixel(LENS_MARKER, 1.0)
+    p_d = p_u.copy()
+    for _ in range(50):   # invert undistorted_of by fixed-point iteration
+        p_d = p_d + (p_u - undistorted_of(p_d))
+    assert np.abs(undistorted_of(p_d) - p_u).max() < 1e-9 and np.abs(p_d - p_u).max() > 2.0   # the lens matters
+    found = alpha_centroid(out / "m.0001.exr")
+    assert np.abs(found - p_d).max() < 0.5, (found, p_d, p_u)
+    # the undistorted render: overscan in its data window, the marker at its pinhole position there
+    layers_u, header_u = read_layers(out / "undistorted" / "m.0001.exr")
+    (ax0, ay0), (ax1, ay1) = header_u["dataWindow"]
+    assert header_u["displayWindow"] == ((0, 0), (W - 1, H - 1)) and ax0 < 0 and ay0 < 0 and ax1 >= W and ay1 >= H
+    a = layers_u["A"].astype(np.float64)
+    ys, xs = np.mgrid[ay0:ay1 + 1, ax0:ax1 + 1] + 0.5
+    assert np.abs(np.array([(a * xs).sum(), (a * ys).sum()]) / a.sum() - p_u).max() < 0.5
+    # the .nk: STMap(stmap = the shot's map, src = the undistorted render) feeds the comp
+    nk = out / "m.nk"
+    assert nkparser.Script.from_file(nk).diagnostics == []
+    _, nodes, _ = simulate(nk.read_text())
+    assert nodes["Redistort"].cls == "STMap" and nodes["Redistort"].inputs == ["ReadSTMap", "ReadUndistorted"]
+    assert nodes["Redistort"].knobs["uv"] == "rgb"
+    assert nodes["ShuffleShadow"].inputs == ["Redistort"] and nodes["ObjectOver"].inputs[1] == "Redistort"
+    assert expand_hashes(nodes["ReadUndistorted"].knobs["file"], 1) == out / "undistorted" / "m.0001.exr"
+    stmap_file = Path(nodes["ReadSTMap"].knobs["file"])
+    assert stmap_file == tmp_path / "stmap.exr" and stmap_file.is_file()
+    # what Nuke's STMap computes, written here with scipy (bilinear): the undistorted alpha at the map's (u, v)
+    uv = read_layers(stmap_file)[0]
+    x_src = uv["R"] * W - 0.5 - ax0          # u * width = x from the left edge; array column = x - 0.5 - origin
+    y_src = (1.0 - uv["G"]) * H - 0.5 - ay0   # v from the bottom
+    warped = map_coordinates(a, [y_src, x_src], order=1, mode="nearest")
+    delivered = read_layers(out / "m.0001.exr")[0]["A"]
+    assert np.abs(warped - delivered).max() < 2e-3   # the same map, the same image: equal to half precision

@@ -32,7 +32,7 @@ def check_shot(shot_path: str | Path, *, run_llvm: bool = True) -> tuple[ShotCon
         return None, [Finding("shot file", False, exc.line())]
     findings = [Finding("shot file", True, f"{shot.path} (schema {shot.schema}, shot {shot.name!r})")]
     steps: list[tuple[str, Callable[[ShotConfig], list[Finding]]]] = [
-        ("colour", _check_color), ("plate", _check_plate), ("camera", _check_camera),
+        ("colour", _check_color), ("plate", _check_plate), ("camera", _check_camera), ("lens", _check_lens),
         ("assets", _check_assets), ("lighting", _check_lighting), ("guidance", _check_guidance),
     ]
     if run_llvm:
@@ -114,6 +114,25 @@ def _check_camera(shot: ShotConfig) -> list[Finding]:
         pose_for_frame(track, frame)
     return [Finding("camera", True, f"track {cam.track.name}: {len(track.frames)} poses cover frames "
                                     f"{frames[0]}-{frames[-1]}")]
+
+
+def _check_lens(shot: ShotConfig) -> list[Finding]:
+    """``[camera] distortion``: a map of the plate's format for every frame; how far it reaches."""
+    if shot.camera.distortion is None:
+        return []
+    from .lens import distortion_reach
+    from .plates import open_plate
+    from .shot import ShotContext
+
+    with open_plate(shot.plate.path, shot.plate.frames) as plate:
+        (x0, y0), (x1, y1) = plate.read(plate.frames[0]).display_window
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    context = ShotContext(shot)
+    window = context.lens_window(w, h)   # reads every frame's map
+    reach = distortion_reach(context.stmap(context.frames[0], w, h), w, h)
+    return [Finding("lens", True, f"ST-map {shot.camera.distortion.name}: {len(context.frames)} frame(s), moves pixels "
+                                  f"up to {reach:.1f} px; renders undistorted over {window[2]}x{window[3]} px from "
+                                  f"({window[0]}, {window[1]}) for a {w}x{h} plate")]
 
 
 def _check_assets(shot: ShotConfig) -> list[Finding]:

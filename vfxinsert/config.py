@@ -71,6 +71,9 @@ class CameraConfig:
     """Or a USD stage with a UsdGeomCamera (pose, lens and apertures per frame; time code = plate frame)."""
     usd_prim: str = ""
     """The camera prim's path in ``usd`` ("/world/cam"); empty: the stage's first UsdGeomCamera."""
+    distortion: Path | None = None
+    """Lens distortion: a redistort ST-map EXR at the plate's format ("lens/stmap.####.exr" per frame, or one
+    file), Nuke's convention: R,G = u,v of the undistorted image per plate pixel, v from the bottom (lens.py)."""
 
     def validate(self, where: str) -> None:
         if sum(x is not None for x in (self.cam_to_world, self.track, self.usd)) != 1:

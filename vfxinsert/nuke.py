@@ -24,6 +24,7 @@ Nuke 13-15 can read (:func:`nuke_config_path`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -259,6 +260,7 @@ READ_PLATE, READ_LAYERS = "ReadPlate", "ReadLayers"
 SHUFFLE_PLATE, SHUFFLE_SHADOW = "ShufflePlateLayer", "ShuffleShadow"
 MERGE_SHADOW, MERGE_OVER = "ShadowOnPlate", "ObjectOver"
 WRITE = "WriteSlapComp"
+READ_UNDISTORTED, READ_STMAP, REDISTORT = "ReadUndistorted", "ReadSTMap", "Redistort"
 NOTE = "vfxinsert_note"
 
 # DAG grid: columns and rows in Nuke's node-graph pixels (a Read with its thumbnail is about 80 x 80).
@@ -375,14 +377,22 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
                               inputs=(READ_PLATE,), xpos=0, ypos=_ROW_PX))
         plate_out = SHUFFLE_PLATE
     row = 2 if shot.plate.layer else 1
+    cg = READ_LAYERS
+    if shot.camera.distortion is not None:   # the CG comes undistorted and goes through the shot's own ST-map
+        nodes += _redistort_nodes(shot, nuke_format, frame_range)
+        read_layers = dataclasses.replace(read_layers, xpos=5 * _COLUMN_PX, knobs=(
+            *((k, v) for k, v in read_layers.knobs if k != "label"),
+            ("label", layers_label + "\nreference: the same layers already redistorted (not wired)")))
+        nodes[0] = read_layers
+        cg, row = REDISTORT, max(row, 2)
     nodes += [
         NukeNode("Shuffle", SHUFFLE_SHADOW, {"in": "shadow", "alpha": "white", "label": "shadow -> rgb"},
-                 inputs=(READ_LAYERS,), xpos=_COLUMN_PX, ypos=row * _ROW_PX),
+                 inputs=(cg,), xpos=_COLUMN_PX, ypos=row * _ROW_PX),
         NukeNode("Merge2", MERGE_SHADOW, {"operation": "multiply", "output": "rgb",
                                           "label": "plate x shadow"},
                  inputs=(plate_out, SHUFFLE_SHADOW), xpos=0, ypos=(row + 1) * _ROW_PX),
         NukeNode("Merge2", MERGE_OVER, {"operation": "over", "label": "object over lit plate"},
-                 inputs=(MERGE_SHADOW, READ_LAYERS), xpos=0, ypos=(row + 2) * _ROW_PX),
+                 inputs=(MERGE_SHADOW, cg), xpos=0, ypos=(row + 2) * _ROW_PX),
         NukeNode("Write", WRITE, {
             "file": nuke_sequence_path(shot.output.dir.absolute() / f"{shot.name}_slapcomp.####.exr"),
             "file_type": "exr", "channels": "rgba", "datatype": "16 bit half", "compression": "Zip (1 scanline)",
@@ -397,6 +407,25 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
         }, xpos=3 * _COLUMN_PX, ypos=(row + 2) * _ROW_PX),
     ]
     return NukeScript(root, tuple(nodes))
+
+
+def _redistort_nodes(shot: ShotConfig, nuke_format: str, frame_range: Mapping[str, KnobValue]) -> list[NukeNode]:
+    """``[camera] distortion``: the undistorted renders (overscan in their data window) through an STMap
+    with the shot's redistort ST-map as ``stmap`` (input 0) and the render as ``src`` (input 1)."""
+    undistorted = nuke_sequence_path(shot.output.dir.absolute() / "undistorted" / f"{shot.name}.####.exr")
+    return [
+        NukeNode("Read", READ_UNDISTORTED, {"file_type": "exr", "file": undistorted, "format": nuke_format,
+                                            **frame_range, "raw": True,
+                                            "label": "undistorted render, overscan\nobject rgba, shadow"},
+                 xpos=3 * _COLUMN_PX, ypos=0),
+        NukeNode("Read", READ_STMAP, {"file_type": "exr", "file": nuke_sequence_path(shot.camera.distortion.absolute()),
+                                      "format": nuke_format, **frame_range, "raw": True,
+                                      "label": "redistort ST-map (u, v of the undistorted image)"},
+                 xpos=2 * _COLUMN_PX, ypos=0),
+        NukeNode("STMap", REDISTORT, {"channels": "all", "uv": "rgb",
+                                      "label": "redistort onto the plate\n(the EXR layers: bilinear)"},
+                 inputs=(READ_STMAP, READ_UNDISTORTED), xpos=2 * _COLUMN_PX, ypos=_ROW_PX),
+    ]
 
 
 def write_nuke_script(shot: ShotConfig, frames: Sequence[int], out_path: str | os.PathLike | None = None) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -50,7 +51,22 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
                        None if shot.camera.track is None or track is None else [track.frames, track.cam_to_world.tolist()],
                        shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm,
                        # a USD camera: the stage file itself (so vfxinsert status, which reads no stage, agrees)
-                       [*file_identity(shot.camera.usd), shot.camera.usd_prim] if shot.camera.usd else None])
+                       [*file_identity(shot.camera.usd), shot.camera.usd_prim] if shot.camera.usd else None,
+                       _lens_digest(shot)])
+
+
+def _lens_digest(shot: ShotConfig) -> list | None:
+    """The identity of the ST-map files of ``[camera] distortion`` (every file of a frame pattern)."""
+    from .sequences import parse_pattern
+
+    d = shot.camera.distortion
+    if d is None:
+        return None
+    pattern = parse_pattern(str(d))
+    if pattern is None:
+        return file_identity(d)
+    folder = Path(pattern.head).parent
+    return [file_identity(p) for p in sorted(folder.glob(Path(pattern.head).name + "*" + pattern.tail))]
 
 
 def render_frame_hash(settings: str, frame: int, plate_hash: str) -> str:
@@ -71,6 +87,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     from .lighting.tone import apply_tone
     from .plates import open_plate
     from .composite import composite
+    from .lens import redistort
     from .scene import View
     from .shot import ShotContext
 
@@ -93,7 +110,9 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                 result = FrameResult(frame, out, skipped=True)
             else:
                 h, w = plate.rgb.shape[:2]
-                view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h, pixel_aspect=plate.pixel_aspect)
+                lens = context.lens_window(w, h)   # distortion: render the undistorted image over the map's reach
+                view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h, window=lens,
+                            pixel_aspect=plate.pixel_aspect)
                 if scene is None:
                     scene = context.scene(view, env_height=env.mitsuba_data.shape[0], max_depth=shot.render.max_depth)
                     scene.set_env(env.mitsuba_data)
@@ -104,7 +123,11 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                       where=str(plate.path), fix="give every plate frame the same format")
                 else:
                     scene.set_view(view)
-                rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp, w * h)
+                rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp,
+                                          view.render_size[0] * view.render_size[1])
+                if lens is not None:
+                    _write_undistorted(shot, env, frame, rendered, lens, (w, h), quantise)
+                    rendered = redistort(rendered, lens, context.stmap(frame, w, h))
                 rgb, alpha, shadow, _ = composite(rendered, plate.rgb)
                 rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
                 rgb, alpha, shadow, plate_q = (quantise(np.ascontiguousarray(x)) for x in (rgb, alpha, shadow, plate.rgb))
@@ -125,6 +148,29 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         if on_frame:
             on_frame(result, len(frames))
     return StageReport("render", tuple(results))
+
+
+def _write_undistorted(shot: ShotConfig, env: Environment, frame: int, rendered: np.ndarray, window, size,
+                       quantise) -> None:
+    """The undistorted render of a shot with lens distortion, for the ``.nk``'s STMap: object ``R,G,B,A``
+    and ``shadow`` (tone applied), data window = the overscan ``window``, display window = the plate
+    format (``<output.dir>/undistorted/<name>.####.exr``)."""
+    from .composite import composite
+    from .exr import write_exr
+    from .lighting.tone import apply_tone
+    from .outputs import undistorted_path
+
+    rgb, alpha, shadow, _ = composite(rendered, np.zeros_like(rendered[..., :3]))
+    rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
+    channels = {name: quantise(np.ascontiguousarray(x[..., i])) for x, names in
+                ((rgb, ("R", "G", "B")), (alpha, ("A",)), (shadow, ("shadow.R", "shadow.G", "shadow.B")))
+                for i, name in enumerate(names)}
+    x0, y0 = window[:2]
+    write_exr(undistorted_path(shot, frame), channels, display_window=((0, 0), (size[0] - 1, size[1] - 1)),
+              data_origin=(x0, y0), precision=shot.output.precision, compression=shot.output.compression,
+              attributes={"owner": "vfxinsert", "comments": f"vfxinsert, shot {shot.name}, frame {frame}: the "
+                          "undistorted render with overscan (object R,G,B,A premultiplied; shadow.R/G/B); "
+                          f"redistort it with [camera] distortion {shot.camera.distortion.name}"})
 
 
 def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:

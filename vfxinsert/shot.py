@@ -54,6 +54,8 @@ class ShotContext:
 
     def __init__(self, shot: ShotConfig):
         self.shot = shot
+        self._lens_windows: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self._stmap_cache: tuple = (None, None)
 
     # ------------------------------------------------------------------ frames and cameras
 
@@ -87,6 +89,35 @@ class ShotContext:
         c = self.shot.camera
         return frame_camera(c.focal_length_mm, c.filmback_mm, c.cam_to_world, self.track, frame, width_px, height_px,
                             pixel_aspect)
+
+    def lens_window(self, width_px: int, height_px: int) -> tuple[int, int, int, int] | None:
+        """The undistorted window (x0, y0, w, h) every frame renders with ``[camera] distortion``: the union
+        of all frames' ST-map reach (one film size per shot); None without distortion."""
+        if self.shot.camera.distortion is None:
+            return None
+        if (width_px, height_px) not in self._lens_windows:
+            from .lens import overscan_window, union_window
+
+            self._lens_windows[width_px, height_px] = union_window(
+                [overscan_window(self.stmap(f, width_px, height_px)) for f in self.frames])
+        return self._lens_windows[width_px, height_px]
+
+    def stmap(self, frame: int, width_px: int, height_px: int) -> np.ndarray:
+        """(H, W, 2) undistorted pixel position of every plate pixel of ``frame`` (lens.py; the last map kept)."""
+        from .errors import ConfigError, OutputError
+        from .exr import channels_in_display, read_layers
+        from .lens import stmap_path, stmap_positions
+
+        path = stmap_path(self.shot.camera.distortion, frame)
+        if self._stmap_cache[0] != (path, width_px, height_px):
+            try:
+                layers, header = read_layers(path)
+                uv = channels_in_display(layers, header, ("R", "G"), str(path))
+            except OutputError as exc:
+                raise ConfigError(exc.what, where=exc.where, fix="give a redistort ST-map EXR (R = u, G = v) for "
+                                                                 "every plate frame ([camera] distortion)") from exc
+            self._stmap_cache = ((path, width_px, height_px), stmap_positions(uv, width_px, height_px, str(path)))
+        return self._stmap_cache[1]
 
     # ------------------------------------------------------------------ plates and outputs
 
