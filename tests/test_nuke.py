@@ -146,7 +146,7 @@ def test_root_reads_and_merges_carry_the_shot_settings(rendered):
     assert (root["first_frame"], root["last_frame"], root["lock_range"]) == ("1", "3", "true")
     assert root["format"].split()[:7] == ["64", "36", "0", "0", "64", "36", "1"]
     assert root["colorManagement"] == "OCIO" and root["OCIO_config"] == "custom"
-    assert root["customOCIOConfigPath"] == (shot.output.dir / "sh.ocio").as_posix()  # the portable export
+    assert root["customOCIOConfigPath"] == (shot.output.dir / "ocio" / "sh.ocio").as_posix()  # the portable export
     assert root["workingSpaceLUT"] == "Linear Rec.709 (sRGB)"  # = the EXRs' working space
     plate, layers = nodes["ReadPlate"].knobs, nodes["ReadLayers"].knobs
     assert plate["colorspace"] == shot.plate.colorspace and "raw" not in plate
@@ -446,7 +446,8 @@ def test_export_of_camera_log_and_aces_views_is_exact(tmp_path):
     from vfxinsert.color import PINNED_CONFIG, ColorPipeline, portable_config
 
     pinned = ColorPipeline(display="Rec.1886 Rec.709 - Display", view="ACES 1.0 - SDR Video")
-    text = portable_config(pinned, ["ARRI LogC4", "S-Log3 S-Gamut3", "ACEScg"], "test")
+    text, luts = portable_config(pinned, ["ARRI LogC4", "S-Log3 S-Gamut3", "ACEScg"], "test")
+    assert luts == {}   # all inline transforms
     (tmp_path / "c.ocio").write_text(text)
     exported = ColorPipeline(source=str(tmp_path / "c.ocio"), display=pinned.display, view=pinned.view)
     rgb = np.random.default_rng(0).uniform(0.0, 1.0, (64, 1, 3)).astype(np.float32)

@@ -191,6 +191,7 @@ def test_settings_provenance_and_links(shot, tmp_path):
         assert head.stdout.strip() in text
     hrefs = [h for h in __import__("re").findall(r'href="([^"]+)"', raw)]
     assert {Path(h).name for h in hrefs} >= {"sh.nk", "sh.ocio", "lighting.exr", "lighting.json"}
+    assert any(h.endswith("out/ocio/sh.ocio") for h in hrefs)
     assert all((index.parent / h).resolve().is_file() for h in hrefs)   # relative links that resolve
     rows = report.summary_rows(shot, shot.color_pipeline(), [1, 2, 3], set())
     assert all(isinstance(label, str) and isinstance(value, str) for label, value in rows)

@@ -50,9 +50,19 @@ def _check_color(shot: ShotConfig) -> list[Finding]:
 
     pipeline = shot.color_pipeline()
     _, how = resolve_config_source(shot.color.config)
+    from .exr import WORKING_SPACE_CHROMATICITIES
+
     plate_cs = pipeline.canonical(shot.plate.colorspace, "[plate] colorspace")
-    return [Finding("colour", True, f"OCIO config {pipeline.config_name!r} ({how}); plate {plate_cs!r} -> "
-                                    f"working {pipeline.working_space!r}; display {pipeline.display!r} / {pipeline.view!r}")]
+    context = "; context " + ", ".join(f"{k}={v}" for k, v in pipeline.context) if pipeline.context else ""
+    findings = [Finding("colour", True, f"OCIO config {pipeline.config_name!r} ({how}); plate {plate_cs!r} -> "
+                                        f"working {pipeline.working_space!r}"
+                                        f"{' (the config scene_linear role)' if not shot.color.working_space else ''}; "
+                                        f"display {pipeline.display!r} / {pipeline.view!r}{context}")]
+    if pipeline.working_space not in WORKING_SPACE_CHROMATICITIES:
+        findings.append(Finding("colour", False, f"working space {pipeline.working_space!r} has no known chromaticities "
+                                                 "for the EXR headers. Fix: set [color] working_space to one of "
+                                                 + ", ".join(repr(k) for k in WORKING_SPACE_CHROMATICITIES)))
+    return findings
 
 
 def _check_plate(shot: ShotConfig) -> list[Finding]:

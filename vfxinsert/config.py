@@ -337,12 +337,22 @@ class OutputConfig:
 class ColorConfig:
     config: str = ""
     """OCIO config path or ocio:// URI; empty: $OCIO, then the pinned built-in config."""
-    working_space: str = "Linear Rec.709 (sRGB)"
-    """Scene-linear working space of renders and outputs (Rec.709 primaries: what Mitsuba's RGB variants render)."""
+    working_space: str = ""
+    """Scene-linear working space of renders and outputs: a colorspace or role ("scene_linear"). Empty: a studio
+    config's scene_linear role, or "Linear Rec.709 (sRGB)" with the built-in config (color.resolve_working_space)."""
     display: str = "sRGB - Display"
     """Display for previews and for the diffusion model."""
     view: str = "Un-tone-mapped"
     """View of that display."""
+    context: tuple[tuple[str, str], ...] = ()
+    """OCIO context variables, e.g. [["SHOT", "sh010"], ["SEQ", "sq01"]]: per-show/per-shot looks of the config."""
+
+    def validate(self, where: str) -> None:
+        names = [name for name, _ in self.context]
+        if len(set(names)) != len(names) or not all(n and (n[0].isalpha() or n[0] == "_") and
+                                                     all(c.isalnum() or c == "_" for c in n) for n in names):
+            raise ConfigError(f"context names {names} must be unique variable names", where=f"{where} context",
+                              fix='e.g. context = [["SHOT", "sh010"], ["SEQ", "sq01"]]')
 
 
 @dataclass(frozen=True)
@@ -377,11 +387,14 @@ class ShotConfig:
 
     def color_pipeline(self):
         """The OCIO pipeline this shot resolves to (shot setting, then $OCIO, then the pinned config)."""
-        from .color import ColorPipeline, resolve_config_source
+        from .color import ColorPipeline, resolve_config_source, resolve_working_space
 
-        source, _ = resolve_config_source(self.color.config)
-        return ColorPipeline(source=source, working_space=self.color.working_space,
-                             display=self.color.display, view=self.color.view)
+        setting = self.color.config
+        if setting and not setting.startswith("ocio://") and not Path(setting).expanduser().is_absolute():
+            setting = str(self.path.parent / setting)   # a config file, like every path, is relative to the shot
+        source, _ = resolve_config_source(setting)
+        return ColorPipeline(source=source, working_space=resolve_working_space(source, self.color.working_space),
+                             display=self.color.display, view=self.color.view, context=self.color.context)
 
 
 def shot_keys(section) -> dict:
@@ -420,6 +433,6 @@ def load_shot(path: str | Path, *, check_colors: bool = True) -> ShotConfig:
     if check_colors:
         pipeline = shot.color_pipeline()
         pipeline.canonical(shot.plate.colorspace, f"{where} [plate] colorspace")
-        pipeline.canonical(shot.color.working_space, f"{where} [color] working_space")
+        pipeline.canonical(pipeline.working_space, f"{where} [color] working_space")
         pipeline.check_display_view(f"{where} [color] display/view")
     return shot

@@ -29,7 +29,7 @@ def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
     """
     p = shot.plate
     blob = json.dumps([__version__, file_identity(frame_file), p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
-                       shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
+                       shot.color_pipeline().working_space, cache_id, shot.output.precision, shot.output.compression])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

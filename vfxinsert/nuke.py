@@ -318,10 +318,12 @@ def _frame_span(frames: Sequence[int], where: str) -> tuple[list[int], int, int]
 
 def nuke_config_path(shot: ShotConfig) -> Path:
     """The OCIO config file the shot's script names: the shot's own config file (``[color] config`` or
-    ``$OCIO``) as it is, or, for a built-in ``ocio://`` config (which needs OCIO 2.4, newer than any
-    Nuke 13-15 ships), the portable export :func:`write_nuke_script` writes as ``<output.dir>/<name>.ocio``."""
+    ``$OCIO``) as it is, or the portable export :func:`write_nuke_script` writes as ``<output.dir>/ocio/<name>.ocio``
+    for a built-in ``ocio://`` config (which needs OCIO 2.4, newer than any Nuke 13-15 ships) or a shot
+    with ``[color] context`` (baked into the export, as the script cannot carry it)."""
     source = shot.color_pipeline().source
-    return shot.output.dir / f"{shot.name}.ocio" if source.startswith("ocio://") else Path(source)
+    baked = source.startswith("ocio://") or shot.color.context   # Nuke's Root cannot set OCIO context variables
+    return shot.output.dir / "ocio" / f"{shot.name}.ocio" if baked else Path(source)
 
 
 def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path) -> NukeScript:
@@ -336,7 +338,7 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
     gaps = sorted(set(range(first, last + 1)) - set(present))
     fmt = _frame_format(insert_path(shot, first))
     pipeline = shot.color_pipeline()
-    working = pipeline.canonical(shot.color.working_space, f"{shot.path} [color] working_space")
+    working = pipeline.canonical(pipeline.working_space, f"{shot.path} [color] working_space")
     plate_cs = pipeline.canonical(shot.plate.colorspace, f"{shot.path} [plate] colorspace")
     config = nuke_config_path(shot).absolute().as_posix()
     format_name = "vfxinsert_" + re.sub(r"[^A-Za-z0-9_]", "_", shot.name)
@@ -441,8 +443,10 @@ def write_nuke_script(shot: ShotConfig, frames: Sequence[int], out_path: str | o
     path = Path(out_path) if out_path is not None else shot.output.dir / f"{shot.name}.nk"
     script = build_nuke_script(shot, frames, path)
     config = nuke_config_path(shot)
-    if config != Path(shot.color_pipeline().source):   # a built-in config: write the portable export
-        text = portable_config(shot.color_pipeline(), [shot.plate.colorspace], f"vfxinsert {shot.name}")
+    if config != Path(shot.color_pipeline().source):   # built-in config or a context: the portable export
+        text, luts = portable_config(shot.color_pipeline(), [shot.plate.colorspace], f"vfxinsert {shot.name}")
+        for file_name, lut in luts.items():   # first: a config whose file exists is complete
+            atomic_write_text(config.parent / file_name, lut)
         atomic_write_text(config, text)
     atomic_write_text(path, script.to_nk())
     return path

@@ -16,14 +16,14 @@ if TYPE_CHECKING:
     from .config import ShotConfig
 
 
-OUTPUT_SUBFOLDERS = ("plate", "report", ".cache", "undistorted")
+OUTPUT_SUBFOLDERS = ("plate", "report", ".cache", "undistorted", "ocio")
 """The folders the stages write into under ``output.dir`` (working plates, the QC report, caches, the
-undistorted renders of a shot with lens distortion)."""
+undistorted renders of a shot with lens distortion, the OCIO config exported for Nuke)."""
 
 
 def is_output_name(file_name: str, shot_name: str) -> bool:
     """Whether a stage may write a file of this name directly into ``output.dir``."""
-    fixed = {f"{shot_name}.nk", f"{shot_name}.ocio", "preview.mp4", "lighting.exr", "lighting.json", "tone.json"}
+    fixed = {f"{shot_name}.nk", "preview.mp4", "lighting.exr", "lighting.json", "tone.json"}
     return file_name in fixed or re.fullmatch(rf"{re.escape(shot_name)}\.-?\d+\.exr", file_name) is not None
 
 

@@ -445,7 +445,7 @@ def git_revision() -> str | None:
 
 def _links(shot: ShotConfig, folder: Path) -> list[tuple[str, str]]:
     """(file name, href relative to the report) of the handoff files that exist."""
-    names = (f"{shot.name}.nk", f"{shot.name}.ocio", "preview.mp4", "lighting.exr", "lighting.json", "tone.json")
+    names = (f"{shot.name}.nk", f"ocio/{shot.name}.ocio", "preview.mp4", "lighting.exr", "lighting.json", "tone.json")
     return [(name, Path(os.path.relpath(shot.output.dir / name, folder)).as_posix())
             for name in names if (shot.output.dir / name).is_file()]
 
