@@ -85,6 +85,10 @@ def test_marker_lands_on_its_plate_pixel_with_square_and_anamorphic_pixels(tmp_p
     out = tmp_path / "out" / "m.0001.exr"
     layers, header = read_layers(out)
     assert layers["A"].shape == (H, W) and header["pixelAspectRatio"] == pixel_aspect
+    import av
+
+    with av.open(str(tmp_path / "out" / "preview.mp4")) as movie:   # dailies play unsqueezed
+        assert movie.streams.video[0].codec_context.sample_aspect_ratio == pixel_aspect
     found, want = alpha_centroid(out), expected_pixel(MARKER, pixel_aspect)
     assert np.abs(found - want).max() < 0.5, (found, want)
     # the marker is round on the display: its extent is 2x taller in plate pixels than wide when pa = 2

@@ -48,7 +48,6 @@ def inspect_mesh(path: Path) -> MeshInfo:
     from .usd import USD_SUFFIXES, read_usd_meshes
 
     if path.suffix.lower() in USD_SUFFIXES:
-
         meshes = read_usd_meshes(path)
         points = np.concatenate([m.vertices for m in meshes])
         return MeshInfo(path, sum(len(m.faces) for m in meshes), len(points), tuple(map(float, points.min(0))),

@@ -336,7 +336,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class ColorConfig:
     config: str = ""
-    """OCIO config path or ocio:// URI; empty: $OCIO, then the pinned built-in config."""
+    """OCIO config path (relative to the shot file) or ocio:// URI; empty: $OCIO, then the pinned built-in config."""
     working_space: str = ""
     """Scene-linear working space of renders and outputs: a colorspace or role ("scene_linear"). Empty: a studio
     config's scene_linear role, or "Linear Rec.709 (sRGB)" with the built-in config (color.resolve_working_space)."""

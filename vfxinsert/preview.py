@@ -6,7 +6,8 @@ temporary file. The ``comp`` layer goes through the shot's display view (``[colo
 BT.709 matrix in video range, set explicitly: swscale's default is the BT.601 matrix, which a
 BT.709-tagged file would show with shifted hues (pure red: Y' = 81 instead of 63). The stream is
 tagged with the BT.709 matrix, video range, and the display's primaries and transfer
-(:data:`DISPLAY_TAGS`), so players decode what the view produced. yuv420p needs even sizes: an odd
+(:data:`DISPLAY_TAGS`), so players decode what the view produced; the sample aspect ratio is the
+plate's pixel aspect (2:1 anamorphic plays unsqueezed). yuv420p needs even sizes: an odd
 width or height is padded by one pixel (edge-replicated) rather than scaled.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = No
         try:
             stream = None
             for frame in frames:
-                layers, _ = read_layers(insert_path(shot, frame))
+                layers, header = read_layers(insert_path(shot, frame))
                 comp = np.stack([layers[f"comp.{c}"] for c in "RGB"], axis=-1)
                 display = np.clip(pipeline.to_display(np.ascontiguousarray(comp)), 0.0, 1.0)
                 h, w = display.shape[:2]
@@ -63,6 +64,8 @@ def write_preview(shot: ShotConfig, frames: list[int], fps: Fraction | None = No
                     cc = stream.codec_context
                     cc.color_primaries, cc.color_trc = primaries, transfer
                     cc.colorspace, cc.color_range = MATRIX_BT709, RANGE_VIDEO
+                    # non-square plate pixels (anamorphic): players stretch by the sample aspect ratio
+                    cc.sample_aspect_ratio = Fraction(float(header.get("pixelAspectRatio", 1.0))).limit_denominator(1000)
                 rgb = av.VideoFrame.from_ndarray((display * 255.0 + 0.5).astype(np.uint8), format="rgb24")
                 yuv = rgb.reformat(format="yuv420p", src_colorspace="ITU709", dst_colorspace="ITU709",
                                    src_color_range="JPEG", dst_color_range="MPEG",

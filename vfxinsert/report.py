@@ -41,7 +41,6 @@ CONTACT_MAX_FRAMES = 60
 GREY_LINEAR = 0.18
 #: The difference view: |display(comp) - display(plate)| times this gain, so small changes show.
 DIFFERENCE_GAIN = 4.0
-__all__ = ["PLOT_SIZE_PX", "write_report", "sample_frames", "tone_curves"]
 
 
 @dataclass(frozen=True)
