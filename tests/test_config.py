@@ -104,7 +104,7 @@ CASES = [
     (("frames = [1001, 1003]", "frames = [1001]"), ConfigError, ["[plate] frames", "expected 2 values"]),
     (('colorspace = "ACEScg"', 'colorspace = "ACEScgg"'), ColorError, ["[plate] colorspace", "'ACEScgg'", "use one of"]),
     (('mesh = "assets/box.obj"', 'mesh = "assets/missing.obj"'), ConfigError, ["[[asset]] #1 mesh", "file not found"]),
-    (('mesh = "assets/box.obj"', 'mesh = "assets/box.fbx"'), ConfigError, ["mesh format '.fbx'", ".obj, .ply or .glb"]),
+    (('mesh = "assets/box.obj"', 'mesh = "assets/box.fbx"'), ConfigError, ["mesh format '.fbx'", ".obj, .ply, .glb or .usd"]),
     (('path = "plate/sh010.####.exr"', 'path = "nowhere/sh010.####.exr"'), ConfigError, ["[plate] path", "file not found"]),
     (('init = "plate"', 'init = "hdri"'), ConfigError, ["[lighting] hdri", 'init = "hdri" needs an HDRI']),
     (('init = "plate"', 'init = "guess"'), ConfigError, ["[lighting] init", "'guess' is not allowed", "'plate', 'hdri', 'sky'"]),

@@ -135,7 +135,7 @@ def test_nkparser_parses_and_validates_it_without_any_diagnostic(rendered):
     assert script.errors() == [] and script.diagnostics == []
     assert script.nuke_version == "15.0 v1" and script.root() is not None
     assert sorted(n.class_name for n in script.all_nodes()) == \
-        ["Merge2", "Merge2", "Read", "Read", "Root", "Shuffle", "StickyNote"]
+        ["Merge2", "Merge2", "Read", "Read", "Root", "Shuffle", "StickyNote", "Write"]
     cli = subprocess.run([sys.executable, "-m", "nkparser", "validate", str(path)], capture_output=True, text=True)
     assert cli.returncode == 0 and "No issues found" in cli.stdout
 
@@ -146,7 +146,7 @@ def test_root_reads_and_merges_carry_the_shot_settings(rendered):
     assert (root["first_frame"], root["last_frame"], root["lock_range"]) == ("1", "3", "true")
     assert root["format"].split()[:7] == ["64", "36", "0", "0", "64", "36", "1"]
     assert root["colorManagement"] == "OCIO" and root["OCIO_config"] == "custom"
-    assert root["customOCIOConfigPath"] == shot.color_pipeline().source
+    assert root["customOCIOConfigPath"] == (shot.output.dir / "ocio" / "sh.ocio").as_posix()  # the portable export
     assert root["workingSpaceLUT"] == "Linear Rec.709 (sRGB)"  # = the EXRs' working space
     plate, layers = nodes["ReadPlate"].knobs, nodes["ReadLayers"].knobs
     assert plate["colorspace"] == shot.plate.colorspace and "raw" not in plate
@@ -158,7 +158,11 @@ def test_root_reads_and_merges_carry_the_shot_settings(rendered):
     assert nodes["ShadowOnPlate"].knobs["operation"] == "multiply"
     assert nodes["ShadowOnPlate"].knobs["output"] == "rgb"  # the plate's alpha survives
     assert nodes["ObjectOver"].knobs["operation"] == "over"
-    assert not [n for n in nodes.values() if n.cls == "Write" and n.knobs.get("disable") != "true"]
+    write = nodes["WriteSlapComp"].knobs   # renders the slap comp when enabled, nothing by default
+    assert write["disable"] == "true" and write["file_type"] == "exr" and write["channels"] == "rgba"
+    assert write["colorspace"] == root["workingSpaceLUT"] and write["datatype"] == "16 bit half"
+    assert Path(write["file"]).parent == shot.output.dir and "####" in write["file"]
+    assert (write["first"], write["last"], write["use_limit"]) == ("1", "3", "true")
 
 
 def test_stack_simulation_wires_b_and_a_as_nuke_would(rendered):
@@ -168,7 +172,8 @@ def test_stack_simulation_wires_b_and_a_as_nuke_would(rendered):
     assert nodes["ShadowOnPlate"].inputs == ["ReadPlate", "ShuffleShadow"]  # B = plate, A = shadow
     assert nodes["ObjectOver"].inputs == ["ShadowOnPlate", "ReadLayers"]    # B = lit plate, A = CG
     assert nodes["ReadPlate"].inputs == [] and nodes["ReadLayers"].inputs == []
-    assert left == ["ObjectOver", "vfxinsert_note"]  # nothing stray under the outputs
+    assert nodes["WriteSlapComp"].inputs == ["ObjectOver"]
+    assert left == ["WriteSlapComp", "vfxinsert_note"]  # nothing stray under the outputs
     # nkparser lists inputs in push order: reversed relative to Nuke's input indices
     parsed = {n.name: [i.name for i in n.inputs] for n in nkparser.Script.from_file(path).all_nodes()}
     for name, node in nodes.items():
@@ -215,6 +220,8 @@ def _evaluate(nodes: dict[str, SimNode], name: str, frame: int, plate_dir: Path)
             chans.setdefault("rgba.alpha", np.ones_like(chans["rgba.red"]))
         return chans
     inputs = [_evaluate(nodes, i, frame, plate_dir) for i in node.inputs]
+    if node.cls == "Write":
+        return inputs[0]
     if node.cls == "Shuffle":
         src = inputs[0]
         out = dict(src)
@@ -242,7 +249,7 @@ def test_the_script_rebuilds_the_comp_layer_to_half_precision(rendered):
     shot, path = rendered
     _, nodes, left = simulate(path.read_text())
     final = [n for n in left if nodes[n].cls != "StickyNote"]
-    assert final == ["ObjectOver"]
+    assert final == ["WriteSlapComp"]
     for frame in (1, 2, 3):
         result = _evaluate(nodes, final[0], frame, shot.output.dir / "plate")
         layers = read_layers(shot.output.dir / f"sh.{frame:04d}.exr")[0]
@@ -390,3 +397,109 @@ def test_nuke_sequence_path():
     assert nuke_sequence_path("/p/plate.%d.exr") == "/p/plate.#.exr"
     assert nuke_sequence_path("/p/plate.#####.exr") == "/p/plate.#####.exr"
     assert nuke_sequence_path("/p/movie.mov") == "/p/movie.mov"
+
+
+# --------------------------------------------------------------------------------------------------
+# The colour config the script names: loadable by the OCIO of Nuke 13-15
+
+
+def _script_colorspaces(path: Path) -> tuple[dict[str, str], list[str]]:
+    root, nodes, _ = simulate(path.read_text())
+    used = [root["workingSpaceLUT"], *(n.knobs["colorspace"] for n in nodes.values() if "colorspace" in n.knobs)]
+    return root, used
+
+
+def test_the_named_config_is_a_profile_2_0_file_with_the_script_colorspaces(rendered):
+    import PyOpenColorIO as ocio
+
+    from vfxinsert.color import PINNED_CONFIG, ColorPipeline, display_colorspace_name
+
+    shot, path = rendered
+    root, used = _script_colorspaces(path)
+    config_file = Path(root["customOCIOConfigPath"])
+    text = config_file.read_text()
+    assert text.startswith("ocio_profile_version: 2\n")  # OCIO 2.0: Nuke 13's; 2.1 Nuke 14, 2.2 Nuke 15
+    assert "!<BuiltinTransform>" not in text and "!<FileTransform>" not in text  # self-contained, OCIO 2.0 types
+    config = ocio.Config.CreateFromFile(str(config_file))
+    config.validate()
+    names = set(config.getColorSpaceNames())
+    assert set(used) <= names and config.getRoleColorSpace("scene_linear") == root["workingSpaceLUT"]
+    view_cs = display_colorspace_name(shot.color.display, shot.color.view)
+    assert list(config.getViews(shot.color.display)) == [shot.color.view, "Raw"]
+    # the same numbers as the pinned built-in config, colorspace by colorspace and through the display view
+    rng = np.random.default_rng(3)
+    rgb = np.concatenate([rng.uniform(-0.1, 4.0, (50, 1, 3)), np.full((1, 1, 3), 0.18)]).astype(np.float32)
+    exported = ColorPipeline(source=str(config_file), working_space=root["workingSpaceLUT"],
+                             display=shot.color.display, view=shot.color.view)
+    pinned = ColorPipeline(source=PINNED_CONFIG, working_space=root["workingSpaceLUT"],
+                           display=shot.color.display, view=shot.color.view)
+    for cs in used:
+        assert np.allclose(exported.to_working(rgb, cs), pinned.to_working(rgb, cs), rtol=1e-6, atol=1e-7)
+    assert np.allclose(exported.to_display(rgb), pinned.to_display(rgb), rtol=1e-6, atol=1e-7)
+    assert np.allclose(exported.from_working(rgb, view_cs), pinned.to_display(rgb), rtol=1e-6, atol=1e-7)
+
+
+def test_export_of_camera_log_and_aces_views_is_exact(tmp_path):
+    """Plates in a camera log space and an ACES output view: the transforms the export must carry."""
+    import PyOpenColorIO as ocio
+
+    from vfxinsert.color import PINNED_CONFIG, ColorPipeline, portable_config
+
+    pinned = ColorPipeline(display="Rec.1886 Rec.709 - Display", view="ACES 1.0 - SDR Video")
+    text, luts = portable_config(pinned, ["ARRI LogC4", "S-Log3 S-Gamut3", "ACEScg"], "test")
+    assert luts == {}   # all inline transforms
+    (tmp_path / "c.ocio").write_text(text)
+    exported = ColorPipeline(source=str(tmp_path / "c.ocio"), display=pinned.display, view=pinned.view)
+    rgb = np.random.default_rng(0).uniform(0.0, 1.0, (64, 1, 3)).astype(np.float32)
+    for cs in ("ARRI LogC4", "S-Log3 S-Gamut3", "ACEScg"):
+        assert np.allclose(exported.to_working(rgb, cs), pinned.to_working(rgb, cs), rtol=1e-5, atol=1e-6), cs
+    assert np.allclose(exported.to_display(rgb), pinned.to_display(rgb), rtol=1e-5, atol=1e-6)
+    assert ocio.Config.CreateFromFile(str(tmp_path / "c.ocio")).getMajorVersion() == 2
+    assert "!<BuiltinTransform>" not in text and f"from {PINNED_CONFIG!r}" not in text
+
+
+_OLD_OCIO_CHECK = """
+import json, sys
+import PyOpenColorIO as ocio
+config = ocio.Config.CreateFromFile(sys.argv[1])
+config.validate()
+out = {"version": ocio.__version__, "names": list(config.getColorSpaceNames()), "working": {}}
+for cs in json.loads(sys.argv[2]):
+    cpu = config.getProcessor(cs, "scene_linear").getDefaultCPUProcessor()
+    out["working"][cs] = cpu.applyRGB([0.5, 0.25, 0.125])
+view = ocio.DisplayViewTransform(src="scene_linear", display=sys.argv[3], view=sys.argv[4])
+out["display"] = config.getProcessor(view).getDefaultCPUProcessor().applyRGB([0.5, 0.25, 0.125])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("VFXINSERT_OLD_OCIO_PYTHON"),
+                    reason="set VFXINSERT_OLD_OCIO_PYTHON to a python with opencolorio 2.2 or 2.3 (Nuke 15/16)")
+def test_the_named_config_loads_in_an_older_ocio(rendered):
+    """The config in a real older OCIO (a separate venv: ``pip install opencolorio==2.2.1``)."""
+    import json
+    import os
+
+    from vfxinsert.color import ColorPipeline
+
+    shot, path = rendered
+    root, used = _script_colorspaces(path)
+    run = subprocess.run([os.environ["VFXINSERT_OLD_OCIO_PYTHON"], "-c", _OLD_OCIO_CHECK, root["customOCIOConfigPath"],
+                          json.dumps(used), shot.color.display, shot.color.view], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    old = json.loads(run.stdout)
+    assert old["version"].split(".")[:2] in (["2", "2"], ["2", "3"]) and set(used) <= set(old["names"])
+    mine = ColorPipeline(source=root["customOCIOConfigPath"], working_space=root["workingSpaceLUT"],
+                         display=shot.color.display, view=shot.color.view)
+    rgb = np.array([[[0.5, 0.25, 0.125]]], np.float32)
+    for cs in used:
+        assert np.allclose(old["working"][cs], mine.to_working(rgb, cs)[0, 0], rtol=1e-5)
+    assert np.allclose(old["display"], mine.to_display(rgb)[0, 0], rtol=1e-5)
+
+
+def test_plate_and_layers_exrs_describe_what_they_hold(rendered):
+    shot, _ = rendered
+    plate = read_layers(shot.output.dir / "plate" / "sh.0001.exr")[1]["comments"]
+    layers = read_layers(shot.output.dir / "sh.0001.exr")[1]["comments"]
+    assert "converted from Linear Rec.709 (sRGB)" in plate and "sh.0001.exr" in plate and "Layers:" not in plate
+    assert "Layers: R,G,B,A = object premultiplied" in layers

@@ -19,7 +19,7 @@ from vfxinsert.exr import read_layers
 from vfxinsert.outputs import FrameResult, StageReport
 from vfxinsert.report import sample_frames, tone_curves, write_report
 
-KINDS = ("plate", "comp", "object", "shadow")
+KINDS = ("plate", "comp", "object", "shadow", "alpha", "difference")
 
 
 class _Page(HTMLParser):
@@ -171,3 +171,60 @@ def test_bad_timings_and_loss_are_output_errors(shot, tmp_path):
         write_report(shot, frame_results=[], timings={"render": float("nan")}, out_dir=tmp_path)
     with pytest.raises(OutputError, match="flat list"):
         write_report(shot, frame_results=[], timings={}, loss_curve=[[1.0, 2.0]], out_dir=tmp_path)
+
+
+def test_settings_provenance_and_links(shot, tmp_path):
+    import subprocess
+
+    from vfxinsert import __version__
+    from vfxinsert.nuke import write_nuke_script
+
+    write_nuke_script(shot, [1, 2, 3])
+    index = write_report(shot, frame_results=_reports(shot.output.dir), timings={}, out_dir=tmp_path / "r")
+    raw = index.read_text(encoding="utf-8")
+    text = " ".join(_Page(raw).text)
+    assert "8 spp, max depth 3" in text and "init hdri (env.hdr)" in text and "source hdri" in text
+    assert f"vfxinsert {__version__}" in text.replace("\n", " ") or __version__ in text
+    head = subprocess.run(["git", "-C", str(Path(report.__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode == 0:   # run from a checkout: the revision is on the page
+        assert head.stdout.strip() in text
+    hrefs = [h for h in __import__("re").findall(r'href="([^"]+)"', raw)]
+    assert {Path(h).name for h in hrefs} >= {"sh.nk", "sh.ocio", "lighting.exr", "lighting.json"}
+    assert any(h.endswith("out/ocio/sh.ocio") for h in hrefs)
+    assert all((index.parent / h).resolve().is_file() for h in hrefs)   # relative links that resolve
+    rows = report.summary_rows(shot, shot.color_pipeline(), [1, 2, 3], set())
+    assert all(isinstance(label, str) and isinstance(value, str) for label, value in rows)
+
+
+def test_difference_alpha_and_ab_views(shot, tmp_path):
+    index = write_report(shot, frame_results=_reports(shot.output.dir), timings={}, out_dir=tmp_path)
+    raw = index.read_text(encoding="utf-8")
+    assert raw.count('class="ab"') == 3 and 'type="range"' in raw   # one A/B wipe per sample frame
+    comp = np.asarray(Image.open(tmp_path / "frame_0002_comp.png"), np.float64)
+    plate = np.asarray(Image.open(tmp_path / "frame_0002_plate.png"), np.float64)
+    diff = np.asarray(Image.open(tmp_path / "frame_0002_difference.png"), np.float64)
+    assert np.array_equal(diff, np.clip(np.round(np.abs(comp - plate) * report.DIFFERENCE_GAIN), 0, 255))
+    assert diff.max() > 0 and (diff == 0).mean() > 0.3   # the insert changed some pixels, not the whole plate
+    alpha = np.asarray(Image.open(tmp_path / "frame_0002_alpha.png"), np.float64)[..., 0] / 255.0
+    stored = read_layers(shot.output.dir / "sh.0002.exr")[0]["A"]
+    assert np.abs(alpha - np.clip(stored, 0, 1)).max() <= 0.5 / 255 + 1e-6
+
+
+def test_plot_ticks_are_round_numbers_covering_the_range():
+    from vfxinsert.plots import nice_ticks, plot_png
+
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(-10.0, 6.0) == [-10.0, -5.0, 0.0, 5.0]
+    for lo, hi in ((0.0, 599.0), (0.013, 0.41), (-3.2, 7.9), (1e-4, 3e-4)):
+        ticks = nice_ticks(lo, hi)
+        assert 3 <= len(ticks) <= 11 and lo - 1e-12 <= ticks[0] and ticks[-1] <= hi + 1e-12
+        step = np.diff(ticks)
+        assert np.allclose(step, step[0]) and any(np.isclose(step[0] / 10.0 ** np.floor(np.log10(step[0])), m)
+                                                   for m in (1, 2, 5))
+    image = plot_png([(np.arange(10.0), np.arange(10.0) ** 2, (0, 0, 0))], title="t", x_label="x", y_label="y")
+    assert image.shape == (*report.PLOT_SIZE_PX[::-1], 3)
+    # tick marks: short dark strokes just below the x axis, one per tick
+    axis_row = report.PLOT_SIZE_PX[1] - 40 + 2
+    dark = (image[axis_row, 66:, 0] < 100).nonzero()[0]   # right of the y axis (66 px from the left)
+    assert len(np.split(dark, np.nonzero(np.diff(dark) > 1)[0] + 1)) == len(nice_ticks(0.0, 9.0))

@@ -236,3 +236,27 @@ def test_pose_update_in_place_equals_a_fresh_scene():
     fresh = InsertScene([part], ground_height_m=0, ground_albedo=(0.3,) * 3, view=v2, env_height=16)
     fresh.set_env(np.ones((16, 34, 3), np.float32))
     assert np.array_equal(moved.render(5, 16), fresh.render(5, 16))
+
+
+def test_squeeze_columns_averages_wide_pixels_in_numpy_and_torch():
+    """Anamorphic renders: the square-pixel film back to the plate's wide pixels by area weights."""
+    import torch
+
+    from vfxinsert.scene import View, squeeze_columns
+
+    rng = np.random.default_rng(0)
+    layers = rng.uniform(0, 1, (3, 8, 11)).astype(np.float32)
+    pairs = squeeze_columns(layers, 4)
+    assert np.allclose(pairs, 0.5 * (layers[:, 0::2] + layers[:, 1::2]))          # 2:1: means of pairs
+    odd = squeeze_columns(layers, 6)                                              # 4:3: fractional overlaps
+    assert np.allclose(odd.mean(axis=1), layers.mean(axis=1), atol=1e-6)          # light is conserved
+    assert np.allclose(odd[:, 0], 0.75 * layers[:, 0] + 0.25 * layers[:, 1], atol=1e-6)   # covers [0, 4/3)
+    assert np.allclose(odd[:, 1], 0.5 * layers[:, 1] + 0.5 * layers[:, 2], atol=1e-6)    # covers [4/3, 8/3)
+    t = torch.tensor(layers, requires_grad=True)
+    out = squeeze_columns(t, 6)
+    assert np.allclose(out.detach().numpy(), odd, atol=1e-6)
+    out.sum().backward()
+    assert t.grad is not None and np.allclose(t.grad.numpy(), 0.75)               # d(sum)/d(input) = 6 / 8
+    assert squeeze_columns(layers, 8) is layers
+    view = View(np.eye(4), 60.0, 160, 90, pixel_aspect=2.0)
+    assert view.film_size == (160, 90) and view.render_size == (320, 90)

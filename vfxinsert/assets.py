@@ -86,12 +86,22 @@ class MeshPart:
 
 
 def load_asset_parts(asset: AssetConfig, index: int) -> list[MeshPart]:
-    """The asset's meshes in world space (world = T * R * S), with the shot's or the GLB's material."""
+    """The asset's meshes in world space (world = T * R * S), with the shot's, the GLB's or the USD's material."""
     import trimesh
+
+    from .usd import USD_SUFFIXES, read_usd_meshes
 
     m = object_to_world(asset.position_m, asset.rotation_deg, asset.scale)
     normal_m = np.linalg.inv(m[:3, :3]).T
-    mat = asset.material
+    mat = asset.shot_material
+    if asset.mesh.suffix.lower() in USD_SUFFIXES:   # metres, +Y up already (usd.py); then the shot's T * R * S
+        parts = []
+        for k, u in enumerate(read_usd_meshes(asset.mesh)):
+            color, rough, metal = u.material if u.material and asset.material is None else \
+                (mat.base_color, mat.roughness, mat.metallic)
+            parts.append(MeshPart(f"asset{index}_{k}", u.vertices @ m[:3, :3].T + m[:3, 3], u.faces, None, None,
+                                  tuple(color), rough, metal))
+        return parts
     if asset.mesh.suffix.lower() == ".glb":
         try:
             loaded = trimesh.load(str(asset.mesh), process=False)

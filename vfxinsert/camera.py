@@ -230,6 +230,10 @@ class ChanTrack:
     """(N,) vertical field of view per frame in degrees, or None when the file has 7 columns."""
     source: str = "<camera track>"
     """Where the track came from (a path), used in error messages."""
+    focal_length_mm: np.ndarray | None = None
+    """(N,) focal length per frame when the track carries its lens (a USD camera), else None."""
+    filmback_mm: tuple[float, float] | None = None
+    """The track's own filmback (a USD camera's apertures), else None: the shot file's."""
 
     def __post_init__(self) -> None:
         frames = tuple(int(f) for f in self.frames)
@@ -470,11 +474,15 @@ def world_to_ndc_exr(cam_to_world: np.ndarray, intrinsics: Intrinsics) -> np.nda
 def frame_camera(focal_length_mm: float, filmback_mm: tuple[float, float], static_cam_to_world,
                  track: ChanTrack | None, frame: int, width_px: int, height_px: int,
                  pixel_aspect: float = 1.0) -> tuple[np.ndarray, Intrinsics]:
-    """The pose and intrinsics of one plate frame: a static matrix or the track's pose; a track's
-    vertical FOV (7th .chan column), when present, overrides the focal length."""
+    """The pose and intrinsics of one plate frame: a static matrix or the track's pose; a track's own
+    lens (USD) or vertical FOV (7th .chan column), when present, overrides the focal length."""
     if track is None:
         c2w = validate_cam_to_world(static_cam_to_world, where="[camera] cam_to_world")
         return c2w, Intrinsics(focal_length_mm, tuple(filmback_mm), width_px, height_px, pixel_aspect)
+    if track.focal_length_mm is not None:   # a track with its own lens (USD)
+        index = track.index_of(frame)
+        return track.cam_to_world[index], Intrinsics(float(track.focal_length_mm[index]), track.filmback_mm,
+                                                     width_px, height_px, pixel_aspect)
     vfov = vfov_for_frame(track, frame)
     if vfov is None:
         intr = Intrinsics(focal_length_mm, tuple(filmback_mm), width_px, height_px, pixel_aspect)

@@ -35,7 +35,7 @@ def check_shot(shot_path: str | Path, *, run_llvm: bool = True) -> tuple[ShotCon
         return None, [Finding("shot file", False, exc.line())]
     findings = [Finding("shot file", True, f"{shot.path} (schema {shot.schema}, shot {shot.name!r})")]
     steps: list[tuple[str, Callable[[ShotConfig], list[Finding]]]] = [
-        ("colour", _check_color), ("plate", _check_plate), ("camera", _check_camera),
+        ("colour", _check_color), ("plate", _check_plate), ("camera", _check_camera), ("lens", _check_lens),
         ("assets", _check_assets), ("lighting", _check_lighting), ("guidance", _check_guidance),
     ]
     if run_llvm:
@@ -53,9 +53,19 @@ def _check_color(shot: ShotConfig) -> list[Finding]:
 
     pipeline = shot.color_pipeline()
     _, how = resolve_config_source(shot.color.config)
+    from .exr import WORKING_SPACE_CHROMATICITIES
+
     plate_cs = pipeline.canonical(shot.plate.colorspace, "[plate] colorspace")
-    return [Finding("colour", True, f"OCIO config {pipeline.config_name!r} ({how}); plate {plate_cs!r} -> "
-                                    f"working {pipeline.working_space!r}; display {pipeline.display!r} / {pipeline.view!r}")]
+    context = "; context " + ", ".join(f"{k}={v}" for k, v in pipeline.context) if pipeline.context else ""
+    findings = [Finding("colour", True, f"OCIO config {pipeline.config_name!r} ({how}); plate {plate_cs!r} -> "
+                                        f"working {pipeline.working_space!r}"
+                                        f"{' (the config scene_linear role)' if not shot.color.working_space else ''}; "
+                                        f"display {pipeline.display!r} / {pipeline.view!r}{context}")]
+    if pipeline.working_space not in WORKING_SPACE_CHROMATICITIES:
+        findings.append(Finding("colour", False, f"working space {pipeline.working_space!r} has no known chromaticities "
+                                                 "for the EXR headers. Fix: set [color] working_space to one of "
+                                                 + ", ".join(repr(k) for k in WORKING_SPACE_CHROMATICITIES)))
+    return findings
 
 
 def _check_plate(shot: ShotConfig) -> list[Finding]:
@@ -80,6 +90,14 @@ def _check_plate(shot: ShotConfig) -> list[Finding]:
                                                f"{plate.frames[0]}-{plate.frames[-1]}, {w}x{h}, "
                                                f"channels {','.join(first.channels)}"))
         findings.append(_timing_finding(shot, plate))
+        pa = first.pixel_aspect
+        if not 0.25 <= pa <= 4.0:   # also refuses NaN
+            findings.append(Finding("plate", False, f"{p.path}: pixel aspect {pa:g} is outside 0.25..4. Fix: set the "
+                                                    "plate's pixelAspectRatio to its lens squeeze (2 for 2:1 anamorphic)"))
+        elif abs(pa - 1.0) > 1e-6:
+            findings.append(Finding("plate", True, f"pixel aspect {pa:g} (non-square pixels, display aspect "
+                                                   f"{w * pa / h:.3g}:1): each frame renders on a {pa:g}x wider "
+                                                   "square-pixel film, resampled to the plate's pixels"))
         if first.nonfinite:
             findings.append(Finding("plate", True, f"frame {present[0]} has {first.nonfinite} NaN/Inf values "
                                                    f"(policy {p.nonfinite!r})", warning=True))
@@ -104,6 +122,13 @@ def _check_camera(shot: ShotConfig) -> list[Finding]:
     from .camera import pose_for_frame, read_chan
 
     cam = shot.camera
+    if cam.usd is not None:
+        from .shot import ShotContext
+
+        track = ShotContext(shot).track   # reads the stage at every plate frame
+        return [Finding("camera", True, f"USD camera {track.source}: {len(track.frames)} frames "
+                                        f"{track.frames[0]}-{track.frames[-1]}, focal {track.focal_length_mm[0]:.4g} mm on "
+                                        f"{track.filmback_mm[0]:.4g} x {track.filmback_mm[1]:.4g} mm filmback")]
     if cam.track is None:
         return [Finding("camera", True, f"static camera, {cam.focal_length_mm} mm on "
                                         f"{cam.filmback_mm[0]} x {cam.filmback_mm[1]} mm filmback")]
@@ -116,6 +141,25 @@ def _check_camera(shot: ShotConfig) -> list[Finding]:
         pose_for_frame(track, frame)
     return [Finding("camera", True, f"track {cam.track.name}: {len(track.frames)} poses cover frames "
                                     f"{frames[0]}-{frames[-1]}")]
+
+
+def _check_lens(shot: ShotConfig) -> list[Finding]:
+    """``[camera] distortion``: a map of the plate's format for every frame; how far it reaches."""
+    if shot.camera.distortion is None:
+        return []
+    from .lens import distortion_reach
+    from .plates import open_plate
+    from .shot import ShotContext
+
+    with open_plate(shot.plate.path, shot.plate.frames) as plate:
+        (x0, y0), (x1, y1) = plate.read(plate.frames[0]).display_window
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    context = ShotContext(shot)
+    window = context.lens_window(w, h)   # reads every frame's map
+    reach = distortion_reach(context.stmap(context.frames[0], w, h), w, h)
+    return [Finding("lens", True, f"ST-map {shot.camera.distortion.name}: {len(context.frames)} frame(s), moves pixels "
+                                  f"up to {reach:.1f} px; renders undistorted over {window[2]}x{window[3]} px from "
+                                  f"({window[0]}, {window[1]}) for a {w}x{h} plate")]
 
 
 def _check_assets(shot: ShotConfig) -> list[Finding]:

@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .guidance.objectives import OBJECTIVES
 from .inputs import check_files, check_output_dir
 from .tomltypes import build
+from .usd import USD_SUFFIXES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,22 +79,40 @@ class PlateConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    focal_length_mm: float
-    """Focal length in mm (Nuke's focal)."""
-    filmback_mm: tuple[float, float]
-    """Filmback [horizontal, vertical] in mm (Nuke's haperture, vaperture); the horizontal one fixes the FOV."""
+    focal_length_mm: float | None = None
+    """Focal length in mm (Nuke's focal); required unless the camera comes from ``usd``."""
+    filmback_mm: tuple[float, float] | None = None
+    """Filmback [horizontal, vertical] in mm (Nuke's haperture, vaperture); the horizontal one fixes the FOV.
+    Required unless the camera comes from ``usd``."""
     cam_to_world: tuple[tuple[float, float, float, float], ...] | None = None
     """Static camera: 4x4 row-major camera-to-world, OpenGL convention (looks down -Z, +Y up, +X right)."""
     track: Path | None = None
     """Moving camera: a Nuke .chan file (frame tx ty tz rx ry rz [vfov]; degrees; ZXY order)."""
+    usd: Path | None = None
+    """Or a USD stage with a UsdGeomCamera (pose, lens and apertures per frame; time code = plate frame)."""
+    usd_prim: str = ""
+    """The camera prim's path in ``usd`` ("/world/cam"); empty: the stage's first UsdGeomCamera."""
+    distortion: Path | None = None
+    """Lens distortion: a redistort ST-map EXR at the plate's format ("lens/stmap.####.exr" per frame, or one
+    file), Nuke's convention: R,G = u,v of the undistorted image per plate pixel, v from the bottom (lens.py)."""
 
     def validate(self, where: str) -> None:
-        if self.focal_length_mm <= 0 or min(self.filmback_mm) <= 0:
+        if sum(x is not None for x in (self.cam_to_world, self.track, self.usd)) != 1:
+            raise ConfigError("give exactly one of cam_to_world (static camera), track (a .chan file) or usd "
+                              "(a USD camera)", where=where, fix="keep one of the three keys")
+        if self.usd is not None:
+            if self.focal_length_mm is not None or self.filmback_mm is not None:
+                raise ConfigError("focal_length_mm / filmback_mm come from the USD camera", where=where,
+                                  fix="remove them (or use cam_to_world / track instead of usd)")
+            if not self.usd.is_file():
+                raise ConfigError("USD camera file not found", where=f"{where} usd", fix="check the path (relative to the shot file)")
+            return
+        if self.usd_prim:
+            raise ConfigError("usd_prim names a prim of the usd key, which is not set", where=f"{where} usd_prim",
+                              fix="remove usd_prim or set usd")
+        if self.focal_length_mm is None or self.filmback_mm is None or self.focal_length_mm <= 0 or min(self.filmback_mm) <= 0:
             raise ConfigError("focal length and filmback must be positive millimetres", where=where,
                               fix="e.g. focal_length_mm = 35.0, filmback_mm = [36.0, 24.0]")
-        if (self.cam_to_world is None) == (self.track is None):
-            raise ConfigError("give exactly one of cam_to_world (static camera) or track (a .chan file)",
-                              where=where, fix="keep one of the two keys")
         if self.cam_to_world is not None:
             if len(self.cam_to_world) != 4:
                 raise ConfigError(f"cam_to_world has {len(self.cam_to_world)} rows, expected 4",
@@ -135,25 +154,31 @@ class MaterialConfig:
 @dataclass(frozen=True)
 class AssetConfig:
     mesh: Path
-    """OBJ, PLY or glTF-binary (.glb) mesh, modelled with its base at y = 0."""
+    """OBJ, PLY, glTF-binary (.glb) or USD (.usd/.usda/.usdc: every mesh under the default prim) mesh,
+    modelled with its base at y = 0."""
     position_m: Vec3 = (0.0, 0.0, 0.0)
     """World position of the mesh origin, metres."""
     rotation_deg: Vec3 = (0.0, 0.0, 0.0)
     """XYZ Euler angles, X first: R = Rz * Ry * Rx; world = T * R * S."""
     scale: float = 1.0
     """Uniform scale."""
-    material: MaterialConfig = MaterialConfig()
-    """Principled material."""
+    material: MaterialConfig | None = None
+    """Principled material; unset: a USD's bound UsdPreviewSurface, else the defaults (a GLB's own always wins)."""
     label: str = ""
     """What the object is ("teapot"), used as {class} in prompts; default: the mesh file name."""
+
+    @property
+    def shot_material(self) -> MaterialConfig:
+        """``material``, or the defaults when the shot sets none."""
+        return self.material or MaterialConfig()
 
     def validate(self, where: str) -> None:
         if not 1e-6 <= self.scale <= 1e6:
             raise ConfigError(f"scale {self.scale} is outside 1e-6..1e6", where=f"{where} scale",
                               fix="e.g. scale = 1.0 for a mesh modelled in metres, 0.01 for centimetres")
-        if self.mesh.suffix.lower() not in (".obj", ".ply", ".glb"):
+        if self.mesh.suffix.lower() not in (".obj", ".ply", ".glb", *USD_SUFFIXES):
             raise ConfigError(f"mesh format {self.mesh.suffix!r} is not supported", where=f"{where} mesh",
-                              fix="convert it to .obj, .ply or .glb")
+                              fix="convert it to .obj, .ply, .glb or .usd")
 
 
 @dataclass(frozen=True)
@@ -333,13 +358,23 @@ class OutputConfig:
 @dataclass(frozen=True)
 class ColorConfig:
     config: str = ""
-    """OCIO config path or ocio:// URI; empty: $OCIO, then the pinned built-in config."""
-    working_space: str = "Linear Rec.709 (sRGB)"
-    """Scene-linear working space of renders and outputs (Rec.709 primaries: what Mitsuba's RGB variants render)."""
+    """OCIO config path (relative to the shot file) or ocio:// URI; empty: $OCIO, then the pinned built-in config."""
+    working_space: str = ""
+    """Scene-linear working space of renders and outputs: a colorspace or role ("scene_linear"). Empty: a studio
+    config's scene_linear role, or "Linear Rec.709 (sRGB)" with the built-in config (color.resolve_working_space)."""
     display: str = "sRGB - Display"
     """Display for previews and for the diffusion model."""
     view: str = "Un-tone-mapped"
     """View of that display."""
+    context: tuple[tuple[str, str], ...] = ()
+    """OCIO context variables, e.g. [["SHOT", "sh010"], ["SEQ", "sq01"]]: per-show/per-shot looks of the config."""
+
+    def validate(self, where: str) -> None:
+        names = [name for name, _ in self.context]
+        if len(set(names)) != len(names) or not all(n and (n[0].isalpha() or n[0] == "_") and
+                                                     all(c.isalnum() or c == "_" for c in n) for n in names):
+            raise ConfigError(f"context names {names} must be unique variable names", where=f"{where} context",
+                              fix='e.g. context = [["SHOT", "sh010"], ["SEQ", "sq01"]]')
 
 
 @dataclass(frozen=True)
@@ -376,11 +411,14 @@ class ShotConfig:
 
     def color_pipeline(self):
         """The OCIO pipeline this shot resolves to (shot setting, then $OCIO, then the pinned config)."""
-        from .color import ColorPipeline, resolve_config_source
+        from .color import ColorPipeline, resolve_config_source, resolve_working_space
 
-        source, _ = resolve_config_source(self.color.config)
-        return ColorPipeline(source=source, working_space=self.color.working_space,
-                             display=self.color.display, view=self.color.view)
+        setting = self.color.config
+        if setting and not setting.startswith("ocio://") and not Path(setting).expanduser().is_absolute():
+            setting = str(self.path.parent / setting)   # a config file, like every path, is relative to the shot
+        source, _ = resolve_config_source(setting)
+        return ColorPipeline(source=source, working_space=resolve_working_space(source, self.color.working_space),
+                             display=self.color.display, view=self.color.view, context=self.color.context)
 
 
 def shot_keys(section) -> dict:
@@ -419,6 +457,6 @@ def load_shot(path: str | Path, *, check_colors: bool = True) -> ShotConfig:
     if check_colors:
         pipeline = shot.color_pipeline()
         pipeline.canonical(shot.plate.colorspace, f"{where} [plate] colorspace")
-        pipeline.canonical(shot.color.working_space, f"{where} [color] working_space")
+        pipeline.canonical(pipeline.working_space, f"{where} [color] working_space")
         pipeline.check_display_view(f"{where} [color] display/view")
     return shot

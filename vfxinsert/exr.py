@@ -256,6 +256,8 @@ class FrameMetadata:
     """Camera intrinsics; with ``cam_to_world`` gives ``worldToNDC``; alone gives Nuke's camera keys."""
     extra: Mapping[str, str] = field(default_factory=dict)
     """More strings, written as ``vfxinsert/<key>`` (e.g. ``lighting`` -> the SG lobes as JSON)."""
+    content: Literal["layers", "plate"] = "layers"
+    """What the file holds, for its ``comments``: the insert layers, or a working-space plate (plate stage)."""
 
     def __post_init__(self) -> None:
         where = f"EXR metadata of shot {self.shot!r} frame {self.frame}"
@@ -308,12 +310,13 @@ class FrameMetadata:
         attrs: dict[str, object] = {
             "chromaticities": WORKING_SPACE_CHROMATICITIES[self.working_space],
             "owner": "vfxinsert",
-            "comments": (
-                f"vfxinsert {self.software_version}, shot {self.shot}, frame {self.frame}, "
-                f"scene-linear {self.working_space}. Layers: R,G,B,A = object premultiplied by A; "
-                f"shadow.R/G/B = shadow multiplier for the plate (1 = untouched); comp.R/G/B = "
-                f"composite. {LAYER_FORMULA}, with plate in the working space."
-            ),
+            "comments": f"vfxinsert {self.software_version}, shot {self.shot}, frame {self.frame}, "
+                        f"scene-linear {self.working_space}. " + (
+                            f"Layers: R,G,B,A = object premultiplied by A; shadow.R/G/B = shadow multiplier for "
+                            f"the plate (1 = untouched); comp.R/G/B = composite. {LAYER_FORMULA}, with plate in "
+                            f"the working space." if self.content == "layers" else
+                            f"The plate frame {self.plate_path} converted from {self.plate_colorspace} (R,G,B"
+                            f"(,A) as read): the plate of {LAYER_FORMULA}."),
         }
         if self.fps is not None:
             attrs["framesPerSecond"] = self.fps

@@ -30,7 +30,8 @@ def plate_frame_hash(shot: ShotConfig, frame_file: str, cache_id: str) -> str:
     """
     p = shot.plate
     blob = json.dumps([__version__, file_identity(frame_file), p.colorspace, p.layer, p.view, p.overscan, p.nonfinite,
-                       p.fps, shot.color.working_space, cache_id, shot.output.precision, shot.output.compression])
+                       p.fps, shot.color_pipeline().working_space, cache_id, shot.output.precision,
+                       shot.output.compression])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -73,7 +74,7 @@ def ingest(shot: ShotConfig, on_frame: Callable[[FrameResult, int], None] | None
                                          plate_colorspace=p.colorspace, plate_path=source,
                                          software_version=__version__, fps=timing.fps,
                                          timecode=timing.timecode(frame), cam_to_world=c2w,
-                                         intrinsics=intr, extra={"inputsHash": digest})
+                                         intrinsics=intr, extra={"inputsHash": digest}, content="plate")
                     channels = {"R": rgb[..., 0], "G": rgb[..., 1], "B": rgb[..., 2]}
                     if image.alpha is not None:
                         channels["A"] = image.alpha

@@ -16,12 +16,15 @@ reads the original plate and the per-frame layer EXRs and rebuilds the ``comp`` 
 
     comp = rgb + (1 - A) * plate * shadow   (Merge2 multiply, then Merge2 over),
 
-and writes nothing by itself. Colour: the Root's OCIO working space is set to the shot's working
-space, so the plate Read (``colorspace`` = the plate's declared colorspace) converts exactly as the
-plate stage did, and the layers Read is ``raw`` (its pixels already are in the working space).
+and ends in a Write node, disabled by default, that renders that comp as EXRs beside the outputs.
+Colour: the Root's OCIO working space is set to the shot's working space, so the plate Read
+(``colorspace`` = the plate's declared colorspace) converts exactly as the plate stage did, and the
+layers Read is ``raw`` (its pixels already are in the working space). The config it names is a file
+Nuke 13-15 can read (:func:`nuke_config_path`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -41,8 +44,8 @@ KnobValue = Union[str, bool, int, float, tuple[float, ...]]
 """A knob value: text (quoted when needed), a boolean (``true``/``false``), a number, or a tuple of
 numbers (written as a Tcl list, e.g. ``{0.5 0.5 0.5}``)."""
 
-#: The Nuke release the script header names. The knobs written exist since Nuke 12; an ``ocio://``
-#: built-in config URI needs OCIO 2.2, i.e. Nuke 15 or later (docs/handoff.md).
+#: The Nuke release the script header names. The knobs written exist since Nuke 12; the colour config
+#: it names is a file every OCIO 2 reads (Nuke 13 and later; docs/handoff.md, "Nuke versions").
 NUKE_VERSION = "15.0 v1"
 
 # Node names and knob names: Nuke identifiers.
@@ -256,6 +259,8 @@ def _stack_order(nodes: tuple[NukeNode, ...], by_name: dict[str, NukeNode]) -> t
 READ_PLATE, READ_LAYERS = "ReadPlate", "ReadLayers"
 SHUFFLE_PLATE, SHUFFLE_SHADOW = "ShufflePlateLayer", "ShuffleShadow"
 MERGE_SHADOW, MERGE_OVER = "ShadowOnPlate", "ObjectOver"
+WRITE = "WriteSlapComp"
+READ_UNDISTORTED, READ_STMAP, REDISTORT = "ReadUndistorted", "ReadSTMap", "Redistort"
 NOTE = "vfxinsert_note"
 
 # DAG grid: columns and rows in Nuke's node-graph pixels (a Read with its thumbnail is about 80 x 80).
@@ -311,6 +316,16 @@ def _frame_span(frames: Sequence[int], where: str) -> tuple[list[int], int, int]
     return values, values[0], values[-1]
 
 
+def nuke_config_path(shot: ShotConfig) -> Path:
+    """The OCIO config file the shot's script names: the shot's own config file (``[color] config`` or
+    ``$OCIO``) as it is, or the portable export :func:`write_nuke_script` writes as ``<output.dir>/ocio/<name>.ocio``
+    for a built-in ``ocio://`` config (which needs OCIO 2.4, newer than any Nuke 13-15 ships) or a shot
+    with ``[color] context`` (baked into the export, as the script cannot carry it)."""
+    source = shot.color_pipeline().source
+    baked = source.startswith("ocio://") or shot.color.context   # Nuke's Root cannot set OCIO context variables
+    return shot.output.dir / "ocio" / f"{shot.name}.ocio" if baked else Path(source)
+
+
 def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path) -> NukeScript:
     """The slap-comp script of ``shot`` for ``frames`` (their layers EXRs must exist); see the module doc."""
     where = str(script_path)
@@ -323,9 +338,9 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
     gaps = sorted(set(range(first, last + 1)) - set(present))
     fmt = _frame_format(insert_path(shot, first))
     pipeline = shot.color_pipeline()
-    working = pipeline.canonical(shot.color.working_space, f"{shot.path} [color] working_space")
+    working = pipeline.canonical(pipeline.working_space, f"{shot.path} [color] working_space")
     plate_cs = pipeline.canonical(shot.plate.colorspace, f"{shot.path} [plate] colorspace")
-    config = pipeline.source if pipeline.source.startswith("ocio://") else Path(pipeline.source).absolute().as_posix()
+    config = nuke_config_path(shot).absolute().as_posix()
     format_name = "vfxinsert_" + re.sub(r"[^A-Za-z0-9_]", "_", shot.name)
     nuke_format = f"{fmt.width} {fmt.height} 0 0 {fmt.width} {fmt.height} {fmt.pixel_aspect:g} {format_name}"
     frame_range = {"first": first, "last": last, "origfirst": first, "origlast": last, "origset": True}
@@ -364,14 +379,28 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
                               inputs=(READ_PLATE,), xpos=0, ypos=_ROW_PX))
         plate_out = SHUFFLE_PLATE
     row = 2 if shot.plate.layer else 1
+    cg = READ_LAYERS
+    if shot.camera.distortion is not None:   # the CG comes undistorted and goes through the shot's own ST-map
+        nodes += _redistort_nodes(shot, nuke_format, frame_range)
+        read_layers = dataclasses.replace(read_layers, xpos=5 * _COLUMN_PX, knobs=(
+            *((k, v) for k, v in read_layers.knobs if k != "label"),
+            ("label", layers_label + "\nreference: the same layers already redistorted (not wired)")))
+        nodes[0] = read_layers
+        cg, row = REDISTORT, max(row, 2)
     nodes += [
         NukeNode("Shuffle", SHUFFLE_SHADOW, {"in": "shadow", "alpha": "white", "label": "shadow -> rgb"},
-                 inputs=(READ_LAYERS,), xpos=_COLUMN_PX, ypos=row * _ROW_PX),
+                 inputs=(cg,), xpos=_COLUMN_PX, ypos=row * _ROW_PX),
         NukeNode("Merge2", MERGE_SHADOW, {"operation": "multiply", "output": "rgb",
                                           "label": "plate x shadow"},
                  inputs=(plate_out, SHUFFLE_SHADOW), xpos=0, ypos=(row + 1) * _ROW_PX),
         NukeNode("Merge2", MERGE_OVER, {"operation": "over", "label": "object over lit plate"},
-                 inputs=(MERGE_SHADOW, READ_LAYERS), xpos=0, ypos=(row + 2) * _ROW_PX),
+                 inputs=(MERGE_SHADOW, cg), xpos=0, ypos=(row + 2) * _ROW_PX),
+        NukeNode("Write", WRITE, {
+            "file": nuke_sequence_path(shot.output.dir.absolute() / f"{shot.name}_slapcomp.####.exr"),
+            "file_type": "exr", "channels": "rgba", "datatype": "16 bit half", "compression": "Zip (1 scanline)",
+            "colorspace": working, "first": first, "last": last, "use_limit": True, "disable": True,
+            "label": f"disabled: enable to render the slap comp\n{working}, EXR half",
+        }, inputs=(MERGE_OVER,), xpos=0, ypos=(row + 3) * _ROW_PX),
         NukeNode("StickyNote", NOTE, {
             "label": f"vfxinsert {__version__}, shot {shot.name}, frames {first}-{last}\n"
                      f"{LAYER_FORMULA} (working space {working})\n"
@@ -382,6 +411,25 @@ def build_nuke_script(shot: ShotConfig, frames: Sequence[int], script_path: Path
     return NukeScript(root, tuple(nodes))
 
 
+def _redistort_nodes(shot: ShotConfig, nuke_format: str, frame_range: Mapping[str, KnobValue]) -> list[NukeNode]:
+    """``[camera] distortion``: the undistorted renders (overscan in their data window) through an STMap
+    with the shot's redistort ST-map as ``stmap`` (input 0) and the render as ``src`` (input 1)."""
+    undistorted = nuke_sequence_path(shot.output.dir.absolute() / "undistorted" / f"{shot.name}.####.exr")
+    return [
+        NukeNode("Read", READ_UNDISTORTED, {"file_type": "exr", "file": undistorted, "format": nuke_format,
+                                            **frame_range, "raw": True,
+                                            "label": "undistorted render, overscan\nobject rgba, shadow"},
+                 xpos=3 * _COLUMN_PX, ypos=0),
+        NukeNode("Read", READ_STMAP, {"file_type": "exr", "file": nuke_sequence_path(shot.camera.distortion.absolute()),
+                                      "format": nuke_format, **frame_range, "raw": True,
+                                      "label": "redistort ST-map (u, v of the undistorted image)"},
+                 xpos=2 * _COLUMN_PX, ypos=0),
+        NukeNode("STMap", REDISTORT, {"channels": "all", "uv": "rgb",
+                                      "label": "redistort onto the plate\n(the EXR layers: bilinear)"},
+                 inputs=(READ_STMAP, READ_UNDISTORTED), xpos=2 * _COLUMN_PX, ypos=_ROW_PX),
+    ]
+
+
 def write_nuke_script(shot: ShotConfig, frames: Sequence[int], out_path: str | os.PathLike | None = None) -> Path:
     """Write the shot's Nuke script atomically; returns its path (default ``<output.dir>/<name>.nk``).
 
@@ -390,7 +438,15 @@ def write_nuke_script(shot: ShotConfig, frames: Sequence[int], out_path: str | o
     errors in Nuke on that frame, as a missing render should. Raises OutputError (a missing layers
     EXR, an unwritable folder) or ColorError (a colorspace the shot's OCIO config lacks).
     """
+    from .color import portable_config
+
     path = Path(out_path) if out_path is not None else shot.output.dir / f"{shot.name}.nk"
     script = build_nuke_script(shot, frames, path)
+    config = nuke_config_path(shot)
+    if config != Path(shot.color_pipeline().source):   # built-in config or a context: the portable export
+        text, luts = portable_config(shot.color_pipeline(), [shot.plate.colorspace], f"vfxinsert {shot.name}")
+        for file_name, lut in luts.items():   # first: a config whose file exists is complete
+            atomic_write_text(config.parent / file_name, lut)
+        atomic_write_text(config, text)
     atomic_write_text(path, script.to_nk())
     return path

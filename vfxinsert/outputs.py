@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from .config import ShotConfig
 
 
-OUTPUT_SUBFOLDERS = ("plate", "report", ".cache", "logs")
-"""The folders the stages write into under ``output.dir`` (working plates, the QC report, caches, the shot log)."""
+OUTPUT_SUBFOLDERS = ("plate", "report", ".cache", "logs", "undistorted", "ocio")
+"""The folders the stages write into under ``output.dir`` (working plates, the QC report, caches, the shot
+log, the undistorted renders of a shot with lens distortion, the OCIO config exported for Nuke)."""
 
 
 def is_output_name(file_name: str, shot_name: str) -> bool:
@@ -74,3 +75,8 @@ def working_plate_path(shot: ShotConfig, frame: int) -> Path:
 def insert_path(shot: ShotConfig, frame: int) -> Path:
     """The render stage's layers EXR of ``frame``: ``<output.dir>/<name>.####.exr``."""
     return frame_path(shot.output.dir, shot.name, frame)
+
+
+def undistorted_path(shot: ShotConfig, frame: int) -> Path:
+    """The undistorted, overscanned render of ``frame`` (``[camera] distortion``): ``<output.dir>/undistorted/<name>.####.exr``."""
+    return frame_path(shot.output.dir / "undistorted", shot.name, frame)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 def _assets_digest(shot: ShotConfig) -> list:
     items = []
     for a in shot.asset:
-        items.append([*file_identity(a.mesh), a.position_m, a.rotation_deg, a.scale,
-                      [a.material.base_color, a.material.roughness, a.material.metallic]])
+        m = a.shot_material   # unset hashes as the defaults (a USD's own material is in its file identity)
+        items.append([*file_identity(a.mesh), a.position_m, a.rotation_deg, a.scale, [m.base_color, m.roughness, m.metallic]])
     return items
 
 
@@ -48,8 +49,25 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
                        shot.ground.height_m, shot.ground.albedo, env.ground_albedo, shot.output.precision,
                        shot.output.compression,
-                       None if track is None else [track.frames, track.cam_to_world.tolist()],
-                       shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm])
+                       None if shot.camera.track is None or track is None else [track.frames, track.cam_to_world.tolist()],
+                       shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm,
+                       # a USD camera: the stage file itself (so vfxinsert status, which reads no stage, agrees)
+                       [*file_identity(shot.camera.usd), shot.camera.usd_prim] if shot.camera.usd else None,
+                       _lens_digest(shot)])
+
+
+def _lens_digest(shot: ShotConfig) -> list | None:
+    """The identity of the ST-map files of ``[camera] distortion`` (every file of a frame pattern)."""
+    from .sequences import parse_pattern
+
+    d = shot.camera.distortion
+    if d is None:
+        return None
+    pattern = parse_pattern(str(d))
+    if pattern is None:
+        return file_identity(d)
+    folder = Path(pattern.head).parent
+    return [file_identity(p) for p in sorted(folder.glob(Path(pattern.head).name + "*" + pattern.tail))]
 
 
 def render_frame_hash(settings: str, frame: int, plate_hash: str) -> str:
@@ -70,6 +88,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     from .exr import FrameMetadata, stored_inputs_hash, write_insert_layers
     from .lighting.tone import apply_tone
     from .composite import composite
+    from .lens import redistort
     from .scene import View
     from .shot import ShotContext
 
@@ -92,21 +111,25 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                 result = FrameResult(frame, out, skipped=True)
             else:
                 h, w = plate.rgb.shape[:2]
-                if abs(plate.pixel_aspect - 1.0) > 1e-6:
-                    raise RenderError(f"pixel aspect {plate.pixel_aspect} is not 1: Mitsuba renders square pixels "
-                                      "only", where=str(plate.path), fix="resample the plate to square pixels first")
-                view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h)
+                lens = context.lens_window(w, h)   # distortion: render the undistorted image over the map's reach
+                view = View(plate.cam_to_world, plate.intrinsics.fov_x_deg, w, h, window=lens,
+                            pixel_aspect=plate.pixel_aspect)
                 if scene is None:
                     scene = context.scene(view, env_height=env.mitsuba_data.shape[0], max_depth=shot.render.max_depth,
                                           ground_albedo=env.ground_albedo)
                     scene.set_env(env.mitsuba_data)
-                elif view.film_size != scene.view.film_size:
-                    raise RenderError(f"frame is {w}x{h}, the shot's first rendered frame was "
-                                      f"{scene.view.film_size[0]}x{scene.view.film_size[1]}",
+                elif view.render_size != scene.view.render_size:
+                    raise RenderError(f"frame is {w}x{h} (pixel aspect {view.pixel_aspect:g}), the shot's first "
+                                      f"rendered frame was {scene.view.film_size[0]}x{scene.view.film_size[1]} "
+                                      f"(pixel aspect {scene.view.pixel_aspect:g})",
                                       where=str(plate.path), fix="give every plate frame the same format")
                 else:
                     scene.set_view(view)
-                rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp, w * h)
+                rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp,
+                                          view.render_size[0] * view.render_size[1])
+                if lens is not None:
+                    _write_undistorted(shot, env, frame, rendered, lens, (w, h), quantise)
+                    rendered = redistort(rendered, lens, context.stmap(frame, w, h))
                 rgb, alpha, shadow, _ = composite(rendered, plate.rgb)
                 rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
                 rgb, alpha, shadow, plate_q = (quantise(np.ascontiguousarray(x)) for x in (rgb, alpha, shadow, plate.rgb))
@@ -132,6 +155,29 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         if on_frame:
             on_frame(result, len(frames))
     return StageReport("render", tuple(results))
+
+
+def _write_undistorted(shot: ShotConfig, env: Environment, frame: int, rendered: np.ndarray, window, size,
+                       quantise) -> None:
+    """The undistorted render of a shot with lens distortion, for the ``.nk``'s STMap: object ``R,G,B,A``
+    and ``shadow`` (tone applied), data window = the overscan ``window``, display window = the plate
+    format (``<output.dir>/undistorted/<name>.####.exr``)."""
+    from .composite import composite
+    from .exr import write_exr
+    from .lighting.tone import apply_tone
+    from .outputs import undistorted_path
+
+    rgb, alpha, shadow, _ = composite(rendered, np.zeros_like(rendered[..., :3]))
+    rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
+    channels = {name: quantise(np.ascontiguousarray(x[..., i])) for x, names in
+                ((rgb, ("R", "G", "B")), (alpha, ("A",)), (shadow, ("shadow.R", "shadow.G", "shadow.B")))
+                for i, name in enumerate(names)}
+    x0, y0 = window[:2]
+    write_exr(undistorted_path(shot, frame), channels, display_window=((0, 0), (size[0] - 1, size[1] - 1)),
+              data_origin=(x0, y0), precision=shot.output.precision, compression=shot.output.compression,
+              attributes={"owner": "vfxinsert", "comments": f"vfxinsert, shot {shot.name}, frame {frame}: the "
+                          "undistorted render with overscan (object R,G,B,A premultiplied; shadow.R/G/B); "
+                          f"redistort it with [camera] distortion {shot.camera.distortion.name}"})
 
 
 def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:

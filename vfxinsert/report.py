@@ -1,17 +1,20 @@
 """The per-shot QC report: ``<output.dir>/report/index.html`` with PNG images beside it.
 
-What a supervisor looks at before a shot goes to comp: for the first, middle and last rendered frame,
-the plate, the composite, the object over grey and the shadow layer; a contact sheet of every
-composite (``contact.png``); the recovered environment (``lighting.exr``, tone-mapped); the loss curve
-and the per-frame tone curves when the shot was optimised; the stage timings; and every frame error
-the stages recorded. All images are display-referred: working-space pixels go through the shot's OCIO
-display view (``ColorPipeline.to_display``), then to 8-bit sRGB-encoded PNGs. Plots are drawn with
-numpy and Pillow. Every file is written atomically; the HTML is written last, so a report whose
-``index.html`` exists is complete.
+What a supervisor looks at before a shot goes to comp: the summary (as ``(label, value)`` rows), the
+render settings, the provenance (vfxinsert version, git revision, date, user, host) and links to the
+``.nk``, its OCIO config and ``preview.mp4``; for the first, middle and last rendered frame an A/B wipe
+of plate and composite, their difference, the object over grey, its alpha and the shadow layer; a
+contact sheet of every composite (``contact.png``); the recovered environment (``lighting.exr``,
+tone-mapped); the loss curve and the per-frame tone curves when the shot was optimised, plotted with
+ticked axes (``plots.py``); the stage timings; and every frame error the stages recorded.
+
+The page is the Jinja2 template ``templates/report.html.j2`` (autoescaped) filled from plain values
+built here. All colour images are display-referred: working-space pixels go through the shot's OCIO
+display view (``ColorPipeline.to_display``), then to 8-bit PNGs; alpha is shown as stored. Every file is
+written atomically; the HTML is written last, so a report whose ``index.html`` exists is complete.
 """
 from __future__ import annotations
 
-import html
 import io
 import math
 import os
@@ -25,6 +28,7 @@ from .config import ShotConfig
 from .errors import OutputError
 from .fsutil import atomic_folder, atomic_write_bytes, atomic_write_text
 from .outputs import StageReport, insert_path, working_plate_path
+from .plots import CHANNEL_COLOURS, LINE_COLOUR, PLOT_SIZE_PX, plot_png
 from .sequences import format_frames
 from .shot import ShotContext
 
@@ -36,11 +40,8 @@ CONTACT_COLUMNS = 6
 CONTACT_MAX_FRAMES = 60
 #: Linear mid grey behind the object in the "object over grey" view.
 GREY_LINEAR = 0.18
-#: Plot size in pixels.
-PLOT_SIZE_PX = (520, 280)
-
-_CHANNEL_COLOURS = ((220, 60, 60), (60, 170, 60), (70, 110, 230))  # R, G, B curves
-_LINE_COLOUR = (40, 40, 40)
+#: The difference view: |display(comp) - display(plate)| times this gain, so small changes show.
+DIFFERENCE_GAIN = 4.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class FramePreview:
     """``rgb + (1 - A) * 0.18``: the object alone, over linear mid grey."""
     shadow: str
     """The ``shadow`` multiplier (1 = untouched plate: white)."""
+    alpha: str
+    """The object's alpha ``A`` (white = opaque)."""
+    difference: str | None
+    """``DIFFERENCE_GAIN * |comp - plate|`` on the display-referred images; None without a plate."""
 
 
 @dataclass(frozen=True)
@@ -120,30 +125,41 @@ def _fill_report(shot: ShotConfig, folder: Path, where: str, frame_results: Sequ
     contact = _write_contact_sheet(shot, pipeline, rendered, folder / "contact.png") if rendered else None
     lighting = shot.output.dir / "lighting.exr"
     lighting_png = _write_lighting(_read_latlong(lighting), pipeline, folder / "lighting.png") if lighting.is_file() else None
-    comparison = _comparison_section(shot, pipeline, lighting, folder) if shot.lighting.compare_hdri else ""
+    comparison = _comparison(shot, pipeline, lighting, folder) if shot.lighting.compare_hdri else None
     loss_png = None
     if loss is not None:
         loss_png = "loss.png"
-        _plot([(np.arange(loss.size, dtype=np.float64), loss, _LINE_COLOUR)], folder / loss_png,
-              title="loss per iteration", x_label="iteration", y_label="loss")
-    tone_pngs = _write_tone_plots(curves, folder)
+        _write_png(folder / loss_png, plot_png([(np.arange(loss.size, dtype=np.float64), loss, LINE_COLOUR)],
+                                               title="loss per iteration", x_label="iteration", y_label="loss"))
+    page = {
+        "shot_name": shot.name,
+        "summary": summary_rows(shot, pipeline, rendered, failed),
+        "settings": settings_rows(shot),
+        "provenance": provenance_rows(),
+        "links": _links(shot, folder),
+        "errors": [(r.stage, res.frame, res.error) for r in frame_results for res in r.results if res.error],
+        "notes": _notes(frame_results),
+        "frames": previews,
+        "contact": contact,
+        "contact_title": ("Contact sheet: every composite" if len(rendered) <= CONTACT_MAX_FRAMES else
+                          f"Contact sheet: {CONTACT_MAX_FRAMES} of {len(rendered)} composites, evenly sampled"),
+        "lighting": lighting_png,
+        "comparison": comparison,
+        "loss": loss_png,
+        "tone": None if tone is None else _tone_context(curves, _write_tone_plots(curves, folder), tone),
+        "timings": _timing_rows(timings),
+        "difference_gain": f"{DIFFERENCE_GAIN:g}",
+    }
+    atomic_write_text(folder / "index.html", render_page(page))
 
-    body = [
-        f"<h1>vfxinsert QC report: shot {_e(shot.name)}</h1>",
-        _summary(shot, pipeline, rendered, failed),
-        _errors_section(frame_results),
-        _frames_section(previews),
-        _image_section("Contact sheet: every composite" if len(rendered) <= CONTACT_MAX_FRAMES
-                       else f"Contact sheet: {CONTACT_MAX_FRAMES} of {len(rendered)} composites, evenly sampled",
-                       contact, missing="no frame was rendered"),
-        _image_section("Recovered environment (lighting.exr, tone-mapped)", lighting_png,
-                       missing="no lighting.exr in the output folder"),
-        comparison,
-        _image_section("Loss curve", loss_png, missing="no optimisation loss given (lighting not optimised)"),
-        _tone_section(curves, tone_pngs, tone),
-        _timings_section(timings),
-    ]
-    atomic_write_text(folder / "index.html", _page(shot.name, body))
+
+def render_page(page: Mapping) -> str:
+    """The report's HTML: ``templates/report.html.j2`` filled with ``page`` (autoescaped, strict)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**page)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,11 +208,20 @@ def _write_frame_previews(shot: ShotConfig, pipeline, frame: int, folder: Path) 
     if plate_file.is_file():
         plate_layers, plate_header = read_layers(plate_file)
         views["plate"] = channels_in_display(plate_layers, plate_header, ("R", "G", "B"), str(plate_file))
-    names = {}
+    names, shown = {}, {}
     for kind, rgb in views.items():
         names[kind] = f"frame_{frame:04d}_{kind}.png"
-        _write_png(folder / names[kind], _display8(pipeline, _resize_linear(rgb, MAX_PREVIEW_WIDTH_PX)))
-    return FramePreview(frame, names.get("plate"), names["comp"], names["object"], names["shadow"])
+        shown[kind] = _display8(pipeline, _resize_linear(rgb, MAX_PREVIEW_WIDTH_PX))
+        _write_png(folder / names[kind], shown[kind])
+    if "plate" in views and shown["plate"].shape == shown["comp"].shape:
+        diff = np.abs(shown["comp"].astype(np.float64) - shown["plate"].astype(np.float64)) * DIFFERENCE_GAIN
+        names["difference"] = f"frame_{frame:04d}_difference.png"
+        _write_png(folder / names["difference"], np.clip(np.round(diff), 0, 255).astype(np.uint8))
+    alpha = np.clip(_resize_linear(np.repeat(rgba[..., 3:], 3, axis=-1), MAX_PREVIEW_WIDTH_PX), 0.0, 1.0)
+    names["alpha"] = f"frame_{frame:04d}_alpha.png"
+    _write_png(folder / names["alpha"], np.round(alpha * 255.0).astype(np.uint8))
+    return FramePreview(frame, names.get("plate"), names["comp"], names["object"], names["shadow"], names["alpha"],
+                        names.get("difference"))
 
 
 def _write_contact_sheet(shot: ShotConfig, pipeline, frames: Sequence[int], path: Path) -> str:
@@ -236,16 +261,16 @@ def _read_latlong(path: Path) -> np.ndarray:
     return np.maximum(channels_in_display(layers, header, ("R", "G", "B"), str(path)), 0.0)
 
 
-def _comparison_section(shot: ShotConfig, pipeline, lighting: Path, folder: Path) -> str:
+def _comparison(shot: ShotConfig, pipeline, lighting: Path, folder: Path) -> dict:
     """The recovered lighting beside the known HDRI (``[lighting] compare_hdri``, turned by ``rotate_y_deg``)
     and the angle between their dominant lights."""
     from .lighting.panorama import sample_bilinear, texel_directions
     from .lighting.sg import angular_error_deg, dominant_direction_latlong
     from .plates import read_image
 
-    title = f"Recovered lighting against the known HDRI ({_e(shot.lighting.compare_hdri.name)})"
+    title = f"Recovered lighting against the known HDRI ({shot.lighting.compare_hdri.name})"
     if not lighting.is_file():
-        return f"<h2>{title}</h2><p>no lighting.exr in the output folder</p>"
+        return {"title": title, "text": "no lighting.exr in the output folder", "images": []}
     recovered = _read_latlong(lighting)
     h = recovered.shape[0]
     truth = sample_bilinear(read_image(shot.lighting.compare_hdri).rgb.astype(np.float32), texel_directions(h, 2 * h),
@@ -257,9 +282,9 @@ def _comparison_section(shot: ShotConfig, pipeline, lighting: Path, folder: Path
         return (f"azimuth {np.degrees(np.arctan2(d[0], -d[2])):.0f} deg, "
                 f"elevation {np.degrees(np.arcsin(np.clip(d[1], -1, 1))):.0f} deg")
 
-    return (f"<h2>{title}</h2><p>Dominant light: recovered {where(a)}; true {where(b)}; "
-            f"<b>direction error {angular_error_deg(a, b):.1f} deg</b> (azimuth 0 = -Z, 90 = +X).</p>"
-            + _img("lighting.png", "recovered (lighting.exr)") + _img(true_png, "true (compare_hdri)"))
+    return {"title": title, "text": f"Dominant light: recovered {where(a)}; true {where(b)}",
+            "error": f"direction error {angular_error_deg(a, b):.1f} deg", "note": "(azimuth 0 = -Z, 90 = +X)",
+            "images": [("lighting.png", "recovered (lighting.exr)"), (true_png, "true (compare_hdri)")]}
 
 
 def _write_lighting(env: np.ndarray, pipeline, out: Path) -> str:
@@ -274,61 +299,7 @@ def _write_lighting(env: np.ndarray, pipeline, out: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Plots (numpy + Pillow: no plotting library is a dependency)
-
-
-def _plot(series: Sequence[tuple[np.ndarray, np.ndarray, tuple[int, int, int]]], path: Path, *, title: str,
-          x_label: str, y_label: str, diagonal: bool = False) -> None:
-    """A line plot of ``(x, y, colour)`` series with a framed axis box, the axis ranges and labels.
-
-    Non-finite points are dropped. ``diagonal``: a light y = x reference line (identity curve).
-    """
-    from PIL import Image, ImageDraw
-
-    width, height = PLOT_SIZE_PX
-    left, right, top, bottom = 62, 14, 24, 38
-    pts = []
-    for x, y, colour in series:
-        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        finite = np.isfinite(x) & np.isfinite(y)
-        if finite.any():
-            pts.append((x[finite], y[finite], colour))
-    image = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(image)
-    draw.text((left, 6), title, fill=_LINE_COLOUR)
-    draw.rectangle((left, top, width - right, height - bottom), outline=_LINE_COLOUR)
-    if pts:
-        xs = np.concatenate([x for x, _, _ in pts])
-        ys = np.concatenate([y for _, y, _ in pts])
-        x0, x1 = float(xs.min()), float(xs.max())
-        y0, y1 = float(ys.min()), float(ys.max())
-        if diagonal:
-            y0, y1 = min(y0, x0), max(y1, x1)
-        x1 = x1 if x1 > x0 else x0 + 1.0
-        y1 = y1 if y1 > y0 else y0 + 1.0
-
-        def to_px(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
-            px = left + (x - x0) / (x1 - x0) * (width - right - left)
-            py = height - bottom - (y - y0) / (y1 - y0) * (height - bottom - top)
-            return list(zip(px.tolist(), py.tolist()))
-
-        if diagonal:
-            lo, hi = max(x0, y0), min(x1, y1)
-            if hi > lo:
-                draw.line(to_px(np.array([lo, hi]), np.array([lo, hi])), fill=(190, 190, 190), width=1)
-        for x, y, colour in pts:
-            line = to_px(x, y)
-            if len(line) == 1:
-                draw.point(line, fill=colour)
-            else:
-                draw.line(line, fill=colour, width=1)
-        draw.text((left, height - bottom + 4), f"{x0:.4g}", fill=_LINE_COLOUR)
-        draw.text((width - right - 40, height - bottom + 4), f"{x1:.4g}", fill=_LINE_COLOUR)
-        draw.text((4, top), f"{y1:.4g}", fill=_LINE_COLOUR)
-        draw.text((4, height - bottom - 10), f"{y0:.4g}", fill=_LINE_COLOUR)
-    draw.text(((width - len(x_label) * 6) // 2, height - 16), x_label, fill=_LINE_COLOUR)
-    draw.text((4, height // 2), y_label[:9], fill=_LINE_COLOUR)
-    _write_png(path, np.asarray(image))
+# Tone curves
 
 
 def tone_curves(tone: Mapping, where: str = "tone.json") -> list[ToneCurve]:
@@ -383,10 +354,10 @@ def _write_tone_plots(curves: Sequence[ToneCurve], folder: Path) -> dict[str, st
     files = {}
     for name in dict.fromkeys(c.name for c in curves):
         mine = [c for c in curves if c.name == name]
-        series = [(c.x, c.y[i], _CHANNEL_COLOURS[i]) for c in mine for i in range(3)]
+        series = [(c.x, c.y[i], CHANNEL_COLOURS[i]) for c in mine for i in range(3)]
         files[name] = f"tone_{_safe(name)}.png"
-        _plot(series, folder / files[name], title=f"tone curve {name}: {len(mine)} frame(s), R/G/B",
-              x_label=mine[0].x_label, y_label=mine[0].y_label, diagonal=True)
+        _write_png(folder / files[name], plot_png(series, title=f"tone curve {name}: {len(mine)} frame(s), R/G/B",
+                                                  x_label=mine[0].x_label, y_label=mine[0].y_label, diagonal=True))
     return files
 
 
@@ -395,11 +366,7 @@ def _safe(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# HTML
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+# The page's values (rows of (label, value) and the like; the template lays them out)
 
 
 def _check_timings(timings: Mapping[str, float], where: str) -> None:
@@ -410,81 +377,102 @@ def _check_timings(timings: Mapping[str, float], where: str) -> None:
                               fix="pass stage name -> elapsed seconds (a finite number >= 0)")
 
 
-def _page(shot_name: str, body: Sequence[str]) -> str:
-    style = ("body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
-             "img{image-rendering:pixelated;max-width:100%}img.frame{width:320px}figure{display:inline-block;margin:4px}"
-             "figcaption{font-size:small;color:#555}.error{color:#b00}")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>vfxinsert QC: {_e(shot_name)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
-            + "\n".join(part for part in body if part) + "\n</body>\n</html>\n")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]], css: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    cls = f' class="{css}"' if css else ""
-    body = "".join("<tr>" + "".join(f"<td{cls}>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(src: str, caption: str, css: str = "") -> str:
-    cls = f' class="{css}"' if css else ""
-    return f'<figure><img src="{_e(src)}"{cls} alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>'
-
-
-def _summary(shot: ShotConfig, pipeline, rendered: Sequence[int], failed: set[int]) -> str:
-    rows = [("shot file", shot.path), ("output folder", shot.output.dir),
-            ("frames rendered", format_frames(rendered) if rendered else "none"), ("frames failed", format_frames(failed) if failed else "none"),
+def summary_rows(shot: ShotConfig, pipeline, rendered: Sequence[int], failed: set[int]) -> list[tuple[str, str]]:
+    """The summary table: (label, value) rows, in order (a stage adds its row here)."""
+    return [("shot file", str(shot.path)), ("output folder", str(shot.output.dir)),
+            ("frames rendered", format_frames(rendered) if rendered else "none"),
+            ("frames failed", format_frames(failed) if failed else "none"),
             ("plate", f"{shot.plate.path} ({shot.plate.colorspace})"),
             ("frame rate, timecode", ShotContext(shot).timing.describe(list(rendered))),
             ("colour", f"OCIO {pipeline.source}; working space {pipeline.working_space}; images shown "
                        f"through {pipeline.display} / {pipeline.view}")]
-    return "<h2>Summary</h2>" + _table(("item", "value"), rows)
 
 
-def _errors_section(reports: Sequence[StageReport]) -> str:
-    errors = [(r.stage, res.frame, res.error) for r in reports for res in r.results if res.error]
-    notes = [(r.stage, res.frame, "; ".join(
+def settings_rows(shot: ShotConfig) -> list[tuple[str, str]]:
+    """What the frames were rendered with: render, lighting, guidance, camera, assets, ground, output."""
+    import json
+
+    lighting_json = shot.output.dir / "lighting.json"
+    source = ""
+    if lighting_json.is_file():
+        try:
+            source = str(json.loads(lighting_json.read_text(encoding="utf-8")).get("source", ""))
+        except (OSError, ValueError, AttributeError):
+            source = "unreadable lighting.json"
+    li, op, c = shot.lighting, shot.optimize, shot.camera
+    rows = [("render", f"{shot.render.spp} spp, max depth {shot.render.max_depth}"),
+            ("lighting", f"init {li.init}" + (f" ({li.hdri.name})" if li.hdri else "") + f", rotate_y {li.rotate_y_deg:g} deg"
+             + (f"; source {source}" if source else "")),
+            ("optimisation", f"{op.objective}: {op.iterations} iterations, {op.spp} spp, crop {op.crop_px} px, "
+                             f"{op.keyframes} keyframes" if li.optimize else "off (initial lighting rendered as it is)"),
+            ("guidance", f"{shot.guidance.method} with {shot.guidance.model}" if shot.guidance.model else "none"),
+            ("camera", f"USD {c.usd.name} {c.usd_prim or '(first camera)'}" if c.usd else
+                       f"focal {c.focal_length_mm:g} mm, filmback {c.filmback_mm[0]:g} x {c.filmback_mm[1]:g} mm, "
+                       + (f"track {c.track.name}" if c.track else "static")),
+            *((f"asset {i + 1}", f"{a.label or a.mesh.stem}: {a.mesh.name}, position {list(a.position_m)} m, "
+               f"rotation {list(a.rotation_deg)} deg, scale {a.scale:g}") for i, a in enumerate(shot.asset)),
+            ("ground", f"y = {shot.ground.height_m:g} m, albedo {shot.ground.albedo}"),
+            ("output", f"{shot.output.precision} EXR, {shot.output.compression}")]
+    return rows
+
+
+def provenance_rows() -> list[tuple[str, str]]:
+    """Who wrote the report with what: vfxinsert version, git revision (when run from a checkout), date, user, host."""
+    import datetime
+    import getpass
+    import platform
+    import socket
+
+    from . import __version__
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):   # no login name and no $USER (some containers)
+        user = "unknown"
+    return [("vfxinsert", __version__), ("git revision", git_revision() or "none (not run from a git checkout)"),
+            ("written", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
+            ("user", user), ("host", socket.gethostname()), ("python", platform.python_version())]
+
+
+def git_revision() -> str | None:
+    """The commit of the vfxinsert checkout this code runs from (``+ local changes`` when modified), or None."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + (" + local changes" if dirty.stdout.strip() else "")
+
+
+def _links(shot: ShotConfig, folder: Path) -> list[tuple[str, str]]:
+    """(file name, href relative to the report) of the handoff files that exist."""
+    names = (f"{shot.name}.nk", f"ocio/{shot.name}.ocio", "preview.mp4", "lighting.exr", "lighting.json", "tone.json")
+    return [(name, Path(os.path.relpath(shot.output.dir / name, folder)).as_posix())
+            for name in names if (shot.output.dir / name).is_file()]
+
+
+def _notes(reports: Sequence[StageReport]) -> list[tuple[str, int, str]]:
+    return [(r.stage, res.frame, "; ".join(
         ([f"held from frame {res.held_from}"] if res.held_from is not None else [])
         + ([f"{res.nonfinite} NaN/Inf values sanitised"] if res.nonfinite else [])))
         for r in reports for res in r.results if res.held_from is not None or res.nonfinite]
-    text = f"<h2>Frame errors ({len(errors)})</h2>"
-    text += _table(("stage", "frame", "error"), errors, css="error") if errors else "<p>none</p>"
-    if notes:
-        text += "<h3>Frame notes</h3>" + _table(("stage", "frame", "note"), notes)
-    return text
 
 
-def _frames_section(previews: Sequence[FramePreview]) -> str:
-    if not previews:
-        return "<h2>Frames</h2><p>no frame was rendered</p>"
-    rows = []
-    for p in previews:
-        cells = [_img(p.plate, "plate", "frame") if p.plate else "<p>no working-space plate EXR</p>",
-                 _img(p.comp, "composite", "frame"), _img(p.object_over_grey, "object over grey", "frame"),
-                 _img(p.shadow, "shadow (white = untouched)", "frame")]
-        rows.append(f"<tr><th>frame {p.frame}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<h2>Frames: first, middle, last</h2><table><tr><th></th><th>plate</th><th>composite</th>"
-            "<th>object over grey</th><th>shadow</th></tr>" + "".join(rows) + "</table>")
-
-
-def _image_section(title: str, src: str | None, missing: str = "not available") -> str:
-    return f"<h2>{_e(title)}</h2>" + (_img(src, title) if src else f"<p>{_e(missing)}</p>")
-
-
-def _tone_section(curves: Sequence[ToneCurve], pngs: Mapping[str, str], tone: Mapping | None) -> str:
-    if tone is None:
-        return "<h2>Tone curves</h2><p>no tone curves given (lighting not optimised)</p>"
-    text = "<h2>Tone curves per frame</h2>" + "".join(_img(src, f"tone curve {name}") for name, src in pngs.items())
+def _tone_context(curves: Sequence[ToneCurve], pngs: Mapping[str, str], tone: Mapping) -> dict:
     values: dict[int, dict[str, str]] = {}
     for entry in tone["frames"]:
         for key, value in entry.items():
             if key != "frame" and not isinstance(value, Mapping):
                 values.setdefault(entry["frame"], {})[key] = _format_value(value)
     columns = list(dict.fromkeys(k for row in values.values() for k in row))
-    if columns:
-        text += _table(("frame", *columns), [(f, *(row.get(c, "") for c in columns)) for f, row in values.items()])
-    return text
+    return {"plots": list(pngs.items()), "columns": columns,
+            "rows": [(f, *(row.get(c, "") for c in columns)) for f, row in values.items()]}
 
 
 def _format_value(value: object) -> str:
@@ -495,11 +483,11 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
-def _timings_section(timings: Mapping[str, float]) -> str:
+def _timing_rows(timings: Mapping[str, float]) -> list[tuple[str, str, str]]:
     if not timings:
-        return "<h2>Timings</h2><p>none recorded</p>"
+        return []
     total = float(sum(timings.values()))
     rows = [(name, f"{seconds:.2f}", f"{100.0 * seconds / total:.1f} %" if total > 0 else "")
             for name, seconds in timings.items()]
     rows.append(("total", f"{total:.2f}", "100 %" if total > 0 else ""))
-    return "<h2>Timings</h2>" + _table(("stage", "seconds", "share"), rows)
+    return rows

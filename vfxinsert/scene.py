@@ -36,11 +36,43 @@ class View:
     height: int
     window: tuple[int, int, int, int] | None = None  # (x0, y0, w, h)
     scale: float = 1.0
+    pixel_aspect: float = 1.0
+    """Pixel width / height of the image (2.0: a 2:1 anamorphic plate). Mitsuba's film has square pixels,
+    so such a view renders a film ``pixel_aspect`` times wider (same fields of view) and the layers are
+    resampled back to the image's pixels by exact area weights (:func:`squeeze_columns`)."""
 
     @property
     def film_size(self) -> tuple[int, int]:
+        """(width, height) of the layers a render returns: the window's pixels times ``scale``."""
         w, h = (self.width, self.height) if self.window is None else self.window[2:]
         return max(1, round(w * self.scale)), max(1, round(h * self.scale))
+
+    @property
+    def render_size(self) -> tuple[int, int]:
+        """(width, height) of Mitsuba's square-pixel film: the film widened by the pixel aspect."""
+        w, h = self.film_size
+        return max(1, round(w * self.pixel_aspect)), h
+
+
+def squeeze_columns(layers, width: int):
+    """(H, W', C) layers of square-pixel columns -> (H, width, C), each output column the area-weighted
+    mean of the render columns it covers (exact for an integer ratio: 2:1 averages pairs). Every layer
+    is linear in light or coverage, so averaging is what a wider pixel integrates; a plate pixel the
+    object does not touch keeps pw == pu exactly, so its shadow ratio stays exactly 1. numpy or torch
+    (differentiable) alike."""
+    src = layers.shape[1]
+    if src == width:
+        return layers
+    ratio = src / width
+    edges = np.arange(width + 1) * ratio
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cols = np.arange(src)[None, :]
+    weights = np.clip(np.minimum(hi, cols + 1) - np.maximum(lo, cols), 0.0, None) / ratio   # (width, W')
+    if isinstance(layers, np.ndarray):
+        return np.einsum("vw,hwc->hvc", weights.astype(layers.dtype), layers)
+    import torch
+
+    return torch.einsum("vw,hwc->hvc", torch.as_tensor(weights, dtype=layers.dtype, device=layers.device), layers)
 
 
 def _sensor_fields(view: View) -> dict:
@@ -121,7 +153,7 @@ class InsertScene:
         from .integrator import PLANE_ID
 
         mi = self._mi
-        w, h = self.view.film_size
+        w, h = self.view.render_size
         sensor = {"type": "perspective", "fov_axis": "x", **_sensor_fields(self.view),
                   "to_world": mi.ScalarTransform4f((np.asarray(self.view.cam_to_world) @ _GL_TO_MITSUBA).tolist()),
                   "sampler": {"type": "independent", "sample_count": 16},
@@ -171,8 +203,8 @@ class InsertScene:
 
     def set_view(self, view: View) -> None:
         """Move the camera / change the window without reloading (film size must stay the same)."""
-        if view.film_size != self.view.film_size:
-            raise RenderError(f"film size {view.film_size} differs from the scene's {self.view.film_size}",
+        if view.render_size != self.view.render_size:
+            raise RenderError(f"film size {view.render_size} differs from the scene's {self.view.render_size}",
                               where="scene view", fix="give every view of one scene the same film size")
         self.view = view
         for _, params, _ in self._slots.values():
@@ -201,11 +233,11 @@ class InsertScene:
         import drjit as dr
 
         with dr.suspend_grad():
-            return np.array(self._mi.render(self.scene, seed=seed, spp=spp))
+            return squeeze_columns(np.array(self._mi.render(self.scene, seed=seed, spp=spp)), self.view.film_size[0])
 
     def render_torch(self, env, seed: int, spp: int, slot: str = "main"):
         """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout).
 
         Renders whose gradients meet in one ``backward()`` with different envs need different slots.
         """
-        return self._slot(slot)[2](env, seed, spp)
+        return squeeze_columns(self._slot(slot)[2](env, seed, spp), self.view.film_size[0])

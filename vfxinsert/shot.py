@@ -55,6 +55,8 @@ class ShotContext:
 
     def __init__(self, shot: ShotConfig):
         self.shot = shot
+        self._lens_windows: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self._stmap_cache: tuple = (None, None)
 
     # ------------------------------------------------------------------ frames and cameras
 
@@ -77,10 +79,18 @@ class ShotContext:
 
     @functools.cached_property
     def track(self) -> ChanTrack | None:
-        """The camera track (``[camera] track``), read once; None for a static camera."""
-        from .camera import read_chan
+        """The camera track (``[camera] track``, or the ``usd`` camera sampled at the plate's frames with its
+        lens), read once; None for a static camera."""
+        from .camera import ChanTrack, read_chan
 
-        return read_chan(self.shot.camera.track) if self.shot.camera.track else None
+        c = self.shot.camera
+        if c.usd is not None:
+            from .usd import read_usd_camera
+
+            cam = read_usd_camera(c.usd, c.usd_prim, self.frames)
+            return ChanTrack(cam.frames, cam.cam_to_world, source=f"{c.usd} {cam.prim}",
+                             focal_length_mm=cam.focal_length_mm, filmback_mm=cam.filmback_mm)
+        return read_chan(c.track) if c.track else None
 
     def camera(self, frame: int, width_px: int, height_px: int, pixel_aspect: float = 1.0) -> tuple[np.ndarray, Intrinsics]:
         """(cam_to_world, intrinsics) of ``frame`` for a plate of that format (static or tracked camera)."""
@@ -89,6 +99,35 @@ class ShotContext:
         c = self.shot.camera
         return frame_camera(c.focal_length_mm, c.filmback_mm, c.cam_to_world, self.track, frame, width_px, height_px,
                             pixel_aspect)
+
+    def lens_window(self, width_px: int, height_px: int) -> tuple[int, int, int, int] | None:
+        """The undistorted window (x0, y0, w, h) every frame renders with ``[camera] distortion``: the union
+        of all frames' ST-map reach (one film size per shot); None without distortion."""
+        if self.shot.camera.distortion is None:
+            return None
+        if (width_px, height_px) not in self._lens_windows:
+            from .lens import overscan_window, union_window
+
+            self._lens_windows[width_px, height_px] = union_window(
+                [overscan_window(self.stmap(f, width_px, height_px)) for f in self.frames])
+        return self._lens_windows[width_px, height_px]
+
+    def stmap(self, frame: int, width_px: int, height_px: int) -> np.ndarray:
+        """(H, W, 2) undistorted pixel position of every plate pixel of ``frame`` (lens.py; the last map kept)."""
+        from .errors import ConfigError, OutputError
+        from .exr import channels_in_display, read_layers
+        from .lens import stmap_path, stmap_positions
+
+        path = stmap_path(self.shot.camera.distortion, frame)
+        if self._stmap_cache[0] != (path, width_px, height_px):
+            try:
+                layers, header = read_layers(path)
+                uv = channels_in_display(layers, header, ("R", "G"), str(path))
+            except OutputError as exc:
+                raise ConfigError(exc.what, where=exc.where, fix="give a redistort ST-map EXR (R = u, G = v) for "
+                                                                 "every plate frame ([camera] distortion)") from exc
+            self._stmap_cache = ((path, width_px, height_px), stmap_positions(uv, width_px, height_px, str(path)))
+        return self._stmap_cache[1]
 
     # ------------------------------------------------------------------ plates and outputs
 

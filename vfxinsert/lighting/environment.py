@@ -181,7 +181,8 @@ def lighting_inputs_hash(shot: ShotConfig, frames: list[int]) -> str:
     from ..outputs import working_plate_path
 
     light = shot.lighting
-    ident: list = [__version__, asdict(light), shot.color.working_space, file_identity(light.hdri)]
+    pipeline = shot.color_pipeline()   # the resolved working space, and the config + context it converts with
+    ident: list = [__version__, asdict(light), pipeline.working_space, pipeline.cache_id, file_identity(light.hdri)]
     if light.init == "prior":   # a retrained prior (same path, new weights) re-solves the lighting
         from .prior import prior_path
 

@@ -133,7 +133,7 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
         x0, y0, side = window
         intr = plate.intrinsics
         view = View(plate.cam_to_world, intr.fov_x_deg, intr.width_px, intr.height_px, window=(x0, y0, side, side),
-                    scale=settings.crop_px / side)
+                    scale=settings.crop_px / side, pixel_aspect=intr.pixel_aspect)
         targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, settings.crop_px),
                                    crop_resample(references[frame], window, settings.crop_px) if references else None))
     if objective_name == "guidance":
