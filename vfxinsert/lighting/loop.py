@@ -187,7 +187,7 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         for g in opt.param_groups:   # exponential decay, scaled down after each divergence
             g["lr"] = g["base_lr"] * lr_scale * settings.lr_final_fraction ** (i / max(n - 1, 1))
         opt.zero_grad(set_to_none=True)
-        ramp = min(max((i / n - settings.fusion_start) / (settings.fusion_end - settings.fusion_start), 0.0), 1.0)
+        ramp = settings.fusion_ramp(i)
         # --- render: object under L_fg, shadow under L_sh (one render once the maps are fused)
         env_fg, env_sh = lighting.maps(ramp)
         layers_fg = scene.render_torch(env_fg, seed, settings.spp)
@@ -239,5 +239,6 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
                         "lr_scale": lr_scale, "iteration": i}, buf)
             atomic_write_bytes(checkpoint, buf.getvalue())
     if settings.optimise_tone and len(targets) > 2:
-        tone.smooth_in_time_()   # temporally smoothed per-frame curves: no flicker, ramps kept
+        # temporally smoothed per-frame curves (a window of plate frames): no flicker, ramps kept
+        tone.smooth_in_time_([t.frame for t in targets], settings.tone_window_frames)
     return OptimResult(lighting, tone, losses, retries, time.perf_counter() - t0, resumed_from)

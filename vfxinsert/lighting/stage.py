@@ -122,26 +122,26 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
 
     shot = context.shot
     settings = shot.optimize
-    keys = keyframes(frames, settings.keyframes)
+    keys = keyframes(frames, settings.solve_keyframes(len(frames)))
     references = _read_references(shot, keys) if objective_name == "reference" else {}
+    plates = {frame: context.plate(frame) for frame in keys}
+    if objective_name == "guidance":
+        from ..guidance.stage import guidance_objective
+
+        objective, guidance_record = guidance_objective(shot, [p.rgb for p in plates.values()], say)
+        native_px = objective.denoiser.native_px
+    else:
+        objective, guidance_record, native_px = ReferenceObjective(), None, None
+    crop_px = settings.crop_size(cuda=_cuda_renders(), native_px=native_px)
     targets = []
-    plates = []
-    for frame in keys:
-        plate = context.plate(frame)
-        plates.append(plate.rgb)
+    for frame, plate in plates.items():
         window = object_window(context.bounds, context.ground_height_m, plate.cam_to_world, plate.intrinsics)
         x0, y0, side = window
         intr = plate.intrinsics
         view = View(plate.cam_to_world, intr.fov_x_deg, intr.width_px, intr.height_px, window=(x0, y0, side, side),
-                    scale=settings.crop_px / side)
-        targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, settings.crop_px),
-                                   crop_resample(references[frame], window, settings.crop_px) if references else None))
-    if objective_name == "guidance":
-        from ..guidance.stage import guidance_objective
-
-        objective, guidance_record = guidance_objective(shot, plates, say)
-    else:
-        objective, guidance_record = ReferenceObjective(), None
+                    scale=crop_px / side)
+        targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, crop_px),
+                                   crop_resample(references[frame], window, crop_px) if references else None))
     scene = context.scene(targets[0].view, env_height=settings.env_height, max_depth=settings.max_depth)
     device = scene.torch_device
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
@@ -149,17 +149,33 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
     else:
         lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height), device=device)
     tone = ToneCurves(len(targets), device=device)
-    say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} frame(s), "
-        f"{settings.crop_px}px crops, objective {objective_name}")
+    say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
+        f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective {objective_name}")
     result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
                       checkpoint=checkpoint, on_iteration=on_iteration)
     data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
     solve = Solve(objective_name, tuple(result.losses), tuple(result.retries), round(result.seconds, 3),
-                  result.resumed_from, lighting.describe(), guidance_record)
+                  result.resumed_from, {**lighting.describe(), "optimize": _record(settings, crop_px, targets)},
+                  guidance_record)
     return Environment(data, latlong, shot.lighting.init, fitted,
                        ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds)
+
+
+def _cuda_renders() -> bool:
+    """Whether the renders run on a GPU (Mitsuba's CUDA variant), which sets the crop size of "auto"."""
+    from ..env import import_mitsuba
+
+    return import_mitsuba().variant().startswith("cuda")
+
+
+def _record(settings, crop_px: int, targets) -> dict:
+    """What lighting.json records of [optimize]: every key as used, the crop size and keyframes resolved."""
+    from ..tomltypes import shot_keys
+
+    doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in shot_keys(settings).items()}
+    return {**doc, "crop_px_used": crop_px, "keyframes_used": [t.frame for t in targets]}
 
 
 def _read_references(shot: ShotConfig, frames: list[int]) -> dict[int, np.ndarray]:
