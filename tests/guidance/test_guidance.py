@@ -21,7 +21,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from tiny_sd import NATIVE_PX, build_tiny_sd, tiny_components  # noqa: E402
+from tiny_sd import NATIVE_PX  # noqa: E402
 
 from vfxinsert.config import GuidanceConfig  # noqa: E402
 from vfxinsert.errors import ConfigError, GuidanceError  # noqa: E402
@@ -43,25 +43,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory) -> Path:
-    """A tiny real SD saved once per test run with safetensors (a diffusers folder with model_index.json)."""
-    components = tiny_components(tmp_path_factory.mktemp("tiny-sd-src"))
-    tok = components["tokenizer"]
-    assert tok.tokenize(SCENE_PROMPT) == ["a</w>", "photo</w>", "of</w>", "sks</w>", "scene</w>"]
-    ids = tok(SCENE_PROMPT, padding="max_length", max_length=tok.model_max_length).input_ids
-    assert len(ids) == tok.model_max_length and ids[0] == tok.bos_token_id and ids[6] == tok.eos_token_id
-    from tiny_sd import save_tiny_sd
-
-    return save_tiny_sd(components, tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def pickle_sd(tmp_path_factory) -> Path:
-    """The same tiny SD saved with safe_serialization=False: its UNet and VAE are pickle (.bin) files."""
-    return build_tiny_sd(tmp_path_factory.mktemp("models-pickle") / "tiny", safe_serialization=False)
 
 
 def stripes(h: int = 48, w: int = 64) -> np.ndarray:

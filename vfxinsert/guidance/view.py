@@ -93,13 +93,13 @@ def _baked(source: str, cache_id: str, working_space: str, display: str, view: s
     ramp = _shaper_inverse(np.linspace(0.0, 1.0, LUT_1D)).astype(np.float32)
     grey = pipeline.to_display(np.repeat(ramp[None, :, None], 3, axis=2))[0].T          # (3, N)
     rng = np.random.default_rng(0)
-    probe = _shaper_inverse(rng.uniform(0.0, 0.75, size=(1, 512, 3))).astype(np.float32)
+    probe = _shaper_inverse(rng.uniform(0.0, 0.75, size=(1, 512, 3))).astype(np.float32)   # up to about 22
     probe_out = pipeline.to_display(probe)[0]
-    positions = np.interp(np.log2(probe[0] + SHAPER_FLOOR), np.log2(ramp + SHAPER_FLOOR), np.arange(LUT_1D))
-    per_channel = np.stack([np.interp(positions[:, c], np.arange(LUT_1D), grey[c]) for c in range(3)], -1)
-    if np.abs(per_channel - probe_out).max() < 1e-4:      # no cross-talk between channels
+    greys = pipeline.to_display(np.repeat(probe[0].T.reshape(1, -1, 1), 3, axis=2))[0].reshape(3, -1, 3)
+    per_channel = np.stack([greys[c, :, c] for c in range(3)], -1)   # each channel through a grey of its value
+    if np.abs(per_channel - probe_out).max() < 1e-5:      # no cross-talk between channels
         srgb = srgb_encode_torch(_torch(probe[0]), clip=False).numpy()
-        if np.abs(srgb - probe_out).max() < 1e-4:
+        if np.abs(srgb - probe_out).max() < 1e-4 * max(1.0, float(np.abs(probe_out).max())):
             return DisplayView("srgb", None, name)
         return DisplayView("lut1d", grey.astype(np.float32), name)
     axis = _shaper_inverse(np.linspace(0.0, 1.0, LUT_3D)).astype(np.float32)
