@@ -151,7 +151,9 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
     from ..composite import composite
 
     n = settings.iterations
-    groups = [{"params": lighting.parameters(), "lr": settings.lr_lighting, "base_lr": settings.lr_lighting}]
+    groups = []
+    if lighting.parameters():   # a fixed lighting (regrade) has none
+        groups.append({"params": lighting.parameters(), "lr": settings.lr_lighting, "base_lr": settings.lr_lighting})
     if settings.optimise_tone:
         groups.append({"params": tone.parameters(), "lr": settings.lr_tone, "base_lr": settings.lr_tone})
     opt = torch.optim.Adam(groups)

@@ -2,7 +2,8 @@
 
 - ``TwoMapSG``: DiPIR's two SG maps, ``L_fg`` lights the object and ``L_sh`` casts the shadow, fused
   late in the run (init "plate", "sky");
-- ``HDRIRefine``: an on-set HDRI refined only in rotation, exposure and white balance (init "hdri").
+- ``HDRIRefine``: an on-set HDRI refined only in rotation, exposure and white balance (init "hdri");
+- ``FixedLighting``: a solved environment held fixed while the tone curves are fitted again (``regrade``).
 """
 from __future__ import annotations
 
@@ -174,3 +175,33 @@ class HDRIRefine:
                 "exposure_stops": self.log_exposure.item() / math.log(2.0), "white_balance_rgb": wb.tolist()}
 
 
+class FixedLighting:
+    """A solved environment held fixed (``regrade``: the tone curves alone are fitted again): no
+    parameters, the same map for the object and the shadow."""
+
+    def __init__(self, mitsuba_data: np.ndarray, device: str = "cpu"):
+        import torch
+
+        self.env_height = int(mitsuba_data.shape[0])
+        self._env = torch.tensor(np.asarray(mitsuba_data, np.float32), device=device)
+
+    def parameters(self):
+        return []
+
+    def maps(self, ramp: float):
+        return self._env, self._env
+
+    def regulariser(self, env_fg, env_sh, settings):
+        return env_fg.new_zeros(())
+
+    def clamp_(self) -> None:
+        pass
+
+    def exploded(self) -> bool:
+        return False
+
+    def radiance(self, dirs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("FixedLighting keeps the solved environment's own exports")
+
+    def describe(self) -> dict:
+        return {"model": "solved environment held fixed"}

@@ -110,15 +110,12 @@ def _objective_name(shot: ShotConfig) -> str:
     return ""
 
 
-def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
-              checkpoint) -> Environment:
+def _prepare(context: ShotContext, frames, objective_name: str, say):
+    """(targets, objective, guidance record, crop side) of a solve: the keyframes' crops around the object
+    (plate and reference resampled to the crop) and the objective judging them."""
     from ..scene import View
-    from .sg import fit_sg, max_sharpness
-    from .loop import FrameTarget, ReferenceObjective, optimise
     from .init import keyframes
-    from .models import HDRIRefine, TwoMapSG
-    from .panorama import mitsuba_env_directions, texel_directions
-    from .tone import ToneCurves, ToneExport
+    from .loop import FrameTarget, ReferenceObjective
 
     shot = context.shot
     settings = shot.optimize
@@ -142,6 +139,20 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
                     scale=crop_px / side)
         targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, crop_px),
                                    crop_resample(references[frame], window, crop_px) if references else None))
+    return targets, objective, guidance_record, crop_px
+
+
+def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
+              checkpoint) -> Environment:
+    from .sg import fit_sg, max_sharpness
+    from .loop import optimise
+    from .models import HDRIRefine, TwoMapSG
+    from .panorama import mitsuba_env_directions, texel_directions
+    from .tone import ToneCurves, ToneExport
+
+    shot = context.shot
+    settings = shot.optimize
+    targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
     scene = context.scene(targets[0].view, env_height=settings.env_height, max_depth=settings.max_depth)
     device = scene.torch_device
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
@@ -161,6 +172,44 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
                   guidance_record)
     return Environment(data, latlong, shot.lighting.init, fitted,
                        ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds)
+
+
+def regrade_tone(shot: ShotConfig, frames: list[int], env: Environment, *, context: ShotContext | None = None,
+                 on_progress: Callable[[str], None] | None = None,
+                 on_iteration: Callable[[int, int, float], None] | None = None) -> Environment:
+    """DiPIR's tone-only refinement after a background grade: the solved lighting ``env`` kept exactly, the
+    per-keyframe tone curves fitted again (from the previous ones) to the re-graded plates ``frames``, with
+    the shot's objective. Returns ``env`` with the new curves and this solve."""
+    from dataclasses import replace
+
+    from ..errors import ConfigError
+    from .loop import optimise
+    from .models import FixedLighting
+    from .tone import ToneCurves, ToneExport, tone_for_frame
+
+    say = on_progress or (lambda _msg: None)
+    context = context or ShotContext(shot)
+    objective_name = _objective_name(shot)
+    if not objective_name:
+        raise ConfigError("regrade needs an objective to fit the tone curves to", where="[optimize] / [guidance]",
+                          fix="set [guidance] model (or [optimize] reference for a validation shot)")
+    settings = replace(shot.optimize, lr_lighting=0.0)
+    targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
+    height = env.mitsuba_data.shape[0]
+    scene = context.scene(targets[0].view, env_height=height, max_depth=settings.max_depth)
+    lighting = FixedLighting(env.mitsuba_data, device=scene.torch_device)
+    tone = ToneCurves(len(targets), device=scene.torch_device)
+    if env.tone is not None:   # start from the curves before the grade, each keyframe's own or interpolated
+        tone.load_state({k: [tone_for_frame(env.tone, t.frame).state()[k][0] for t in targets]
+                         for k in tone.state()})
+    say(f"regrade: fitting the tone curves of {len(targets)} keyframe(s) to the graded plate, lighting kept, "
+        f"{settings.iterations} iterations, {crop_px}px crops, objective {objective_name}")
+    result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=f"{shot.name}-regrade",
+                      on_iteration=on_iteration)
+    previous = env.solve.model if env.solve is not None else {}
+    solve = Solve(objective_name, tuple(result.losses), tuple(result.retries), round(result.seconds, 3), None,
+                  {**previous, "regrade": {"tone_only": True, **_record(settings, crop_px, targets)}}, guidance_record)
+    return replace(env, tone=ToneExport.from_curves(tone, [t.frame for t in targets]), solve=solve)
 
 
 def _cuda_renders() -> bool:
