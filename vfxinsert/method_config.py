@@ -143,6 +143,12 @@ class OptimizeConfig:
     """Fraction of the run where the two maps start to fuse ..."""
     fusion_end: float = 0.8
     """... and where they are fully fused (one render per iteration from then on)."""
+    starts: int = 3
+    """Multi-start: the initial lighting, and the same with its key light moved to the next candidate key
+    directions (the initialisation's next brightest lobes, then the upper sky), each run start_iterations
+    iterations; the best by the objective is then optimised. 1: the initial lighting only."""
+    start_iterations: int = 40
+    """Iterations of each start's trial run."""
     checkpoint_every: int = 50
     """Iterations between checkpoints (an interrupted solve resumes from the last one)."""
     keyframes: int = 24
@@ -185,9 +191,9 @@ class OptimizeConfig:
     def validate(self, where: str) -> None:
         if self.iterations < 1 or (self.crop_px != "auto" and self.crop_px < 16) or self.spp < 1 \
                 or self.max_depth < 2 or self.keyframes < 1 or self.tone_smoothness < 0 or self.tone_updates < 1 \
-                or self.tone_window_frames < 1:
+                or self.tone_window_frames < 1 or self.starts < 1 or self.start_iterations < 2:
             raise ConfigError("need iterations >= 1, crop_px >= 16 (or \"auto\"), spp >= 1, max_depth >= 2, keyframes >= 1, "
-                              "tone_updates >= 1, tone_window_frames >= 1, tone_smoothness >= 0", where=where,
+                              "tone_updates >= 1, tone_window_frames >= 1, tone_smoothness >= 0, starts >= 1, start_iterations >= 2", where=where,
                               fix="see the [optimize] reference in README")
         if not (self.lr_lighting >= 0 and self.lr_tone >= 0 and 0 < self.lr_final_fraction <= 1):
             raise ConfigError("need lr_lighting >= 0, lr_tone >= 0 and 0 < lr_final_fraction <= 1", where=where,

@@ -244,3 +244,23 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         # temporally smoothed per-frame curves (a window of plate frames): no flicker, ramps kept
         tone.smooth_in_time_([t.frame for t in targets], settings.tone_window_frames)
     return OptimResult(lighting, tone, losses, retries, time.perf_counter() - t0, resumed_from)
+
+
+def best_start(scene: InsertScene, targets: list[FrameTarget], starts: list, make_lighting: Callable,
+               make_tone: Callable, settings: OptimizeConfig, objective: Objective, *, shot_name: str) -> tuple[int, list[float]]:
+    """(index, scores) of the best of several starting lightings (``starts``: what ``make_lighting`` takes):
+    each runs ``settings.start_iterations`` iterations of this loop from fresh tone curves, and is scored by
+    the mean objective over the second half of that short run; the lowest wins. One start: index 0, no runs.
+    A wrong initial key direction otherwise often leaves the loop in a basin it cannot leave."""
+    from dataclasses import replace
+
+    if len(starts) <= 1:
+        return 0, []
+    probe = replace(settings, iterations=settings.start_iterations, checkpoint_every=settings.start_iterations)
+    scores = []
+    for k, start in enumerate(starts):
+        result = optimise(scene, targets, make_lighting(start), make_tone(), probe, objective,
+                          shot_name=f"{shot_name}:start{k}")
+        tail = result.losses[len(result.losses) // 2:] or [math.inf]
+        scores.append(float(np.mean(tail)))
+    return int(np.argmin(scores)), scores

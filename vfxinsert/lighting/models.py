@@ -14,7 +14,7 @@ import numpy as np
 
 from ..color import RGB_LUMINANCE
 from .panorama import box_downsample, mitsuba_env_directions, sample_bilinear
-from .sg import SGLighting, SGLobes, sg_env_torch
+from .sg import SUN_SHARPNESS, SGLighting, SGLobes, max_sharpness, sg_env_torch
 
 if TYPE_CHECKING:
     from ..config import OptimizeConfig
@@ -29,13 +29,15 @@ def _luminance(env):
 class TwoMapSG:
     """DiPIR's two SG maps: ``L_fg`` lights the object, ``L_sh`` casts the shadow; fused late in the run."""
 
-    def __init__(self, init: SGLobes, env_height: int, max_sharpness: float, device: str = "cpu"):
+    def __init__(self, init: SGLobes, env_height: int, sharpness_cap: float = SUN_SHARPNESS, device: str = "cpu"):
+        """``sharpness_cap``: the sharpest a lobe may become (default: the sun's size; lobes sharper than
+        the raster of ``env_height`` rows are drawn without aliasing, sg.sg_env_torch)."""
         import torch
 
         self.fg = SGLighting(init, device)
         self.sh = SGLighting(init, device)
         self.env_height = env_height
-        self.max_log_sharpness = math.log(max_sharpness)
+        self.max_log_sharpness = math.log(sharpness_cap)
         self.initial_peak = float(init.amplitude.max())
         dirs = mitsuba_env_directions(env_height, 2 * env_height)
         theta = np.arccos(np.clip(dirs[..., 1], -1, 1))
@@ -97,8 +99,9 @@ class TwoMapSG:
 
         with torch.no_grad():
             d = torch.tensor(dirs, dtype=torch.float32)
-            fg = sg_env_torch(d, self.fg.axis_raw, self.fg.log_sharpness, self.fg.log_amplitude)
-            sh = sg_env_torch(d, self.sh.axis_raw, self.sh.log_sharpness, self.sh.log_amplitude)
+            raster = max_sharpness(d.shape[0]) if d.dim() == 3 else None   # a lat-long grid: drawn without aliasing
+            fg = sg_env_torch(d, self.fg.axis_raw, self.fg.log_sharpness, self.fg.log_amplitude, raster)
+            sh = sg_env_torch(d, self.sh.axis_raw, self.sh.log_sharpness, self.sh.log_amplitude, raster)
             return self.fuse(fg, sh).numpy()
 
     def describe(self) -> dict:

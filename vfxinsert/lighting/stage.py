@@ -144,8 +144,8 @@ def _prepare(context: ShotContext, frames, objective_name: str, say):
 
 def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
               checkpoint) -> Environment:
-    from .sg import fit_sg, max_sharpness
-    from .loop import optimise
+    from .sg import fit_sg
+    from .loop import best_start, optimise
     from .models import HDRIRefine, TwoMapSG
     from .panorama import mitsuba_env_directions, texel_directions
     from .tone import ToneCurves, ToneExport
@@ -155,10 +155,21 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
     targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
     scene = context.scene(targets[0].view, env_height=settings.env_height, max_depth=settings.max_depth)
     device = scene.torch_device
+    starts_record = None
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
         lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height, device=device)
-    else:
-        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height), device=device)
+    else:   # SG lobes: the best of several starting key directions (settings.starts)
+        def make(lobes):
+            return TwoMapSG(lobes, settings.env_height, device=device)
+
+        starts = init.starts(settings.starts)
+        if len(starts) > 1:
+            say(f"lighting: trying {len(starts)} starting key directions, {settings.start_iterations} iterations each")
+        chosen, scores = best_start(scene, targets, starts, make, lambda: ToneCurves(len(targets), device=device),
+                                    settings, objective, shot_name=shot.name)
+        lighting = make(starts[chosen])
+        starts_record = {"scores": scores, "chosen": chosen,
+                         "key_directions": [s.dominant_direction().tolist() for s in starts]}
     tone = ToneCurves(len(targets), device=device)
     say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
         f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective {objective_name}")
@@ -168,8 +179,8 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
     solve = Solve(objective_name, tuple(result.losses), tuple(result.retries), round(result.seconds, 3),
-                  result.resumed_from, {**lighting.describe(), "optimize": _record(settings, crop_px, targets)},
-                  guidance_record)
+                  result.resumed_from, {**lighting.describe(), "optimize": _record(settings, crop_px, targets),
+                                        "starts": starts_record}, guidance_record)
     return Environment(data, latlong, shot.lighting.init, fitted,
                        ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds)
 
