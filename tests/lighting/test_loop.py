@@ -239,3 +239,24 @@ def test_hdri_refinement_recovers_rotation_and_exposure(shared_data):
     assert abs(described["rotate_y_deg"] - 25.0) < 5.0, described
     # exposure couples with the sun's position and converges more slowly (measured: 0.58 of the 1 stop)
     assert 0.3 < described["exposure_stops"] < 1.3, described
+
+
+def test_tone_smoothing_window_is_in_plate_frames():
+    """The local linear fit spans ``window_frames`` plate frames: dense keyframes lose their noise and keep
+    a ramp; keyframes further apart than half the window (a long shot's few keyframes) are left alone."""
+    n = 13
+    ramp = torch.linspace(0.0, 1.2, n)
+    noise = 0.05 * torch.tensor(np.random.default_rng(0).standard_normal(n), dtype=torch.float32)
+    tone = ToneCurves(n)
+    with torch.no_grad():
+        tone.exposure_log2.copy_((ramp + noise)[:, None].expand(-1, 3))
+    tone.smooth_in_time_(list(range(1001, 1001 + n)), window_frames=13)
+    error = tone.exposure_log2[:, 0] - ramp
+    assert float(error.square().mean().sqrt()) < 0.6 * float(noise.square().mean().sqrt())   # noise removed ...
+    assert abs(float(error.mean())) < 0.02                                 # ... the ramp kept
+    sparse = ToneCurves(n)
+    with torch.no_grad():
+        sparse.exposure_log2.copy_((ramp + noise)[:, None].expand(-1, 3))
+    before = sparse.exposure_log2.detach().clone()
+    sparse.smooth_in_time_([1001 + 20 * i for i in range(n)], window_frames=13)   # keyframes 20 frames apart
+    torch.testing.assert_close(sparse.exposure_log2.detach(), before)
