@@ -438,7 +438,7 @@ def guidance_shot(folder: Path, shared: Path, model: Path, extra: str = "") -> P
 
     shot = make_shot(folder, shared, lighting='init = "plate"\noptimize = true')
     shot.write_text(shot.read_text() + f'[guidance]\nmodel = "{model}"\n{extra}'
-                    '[optimize]\niterations = 3\ncrop_px = 32\nspp = 2\n')
+                    '[optimize]\niterations = 3\ncrop_px = 32\nspp = 2\nstarts = 1\n')
     return shot
 
 
@@ -497,6 +497,12 @@ def test_run_end_to_end_with_the_tiny_model_on_cpu(tiny_sd, tmp_path, shared_dat
     description = json.loads((out / "lighting.json").read_text())
     assert description["optimised"] is True and description["objective"] == "guidance"
     assert description["iterations"] == 3 and all(math.isfinite(v) for v in description["losses"])
+    # every method knob used is recorded: [guidance] (its defaults here) and [optimize] as resolved
+    g, o = description["guidance"], description["optimize"]
+    assert (g["t_min"], g["t_max_start"], g["t_max_end"], g["lds_base"], g["weight"]) == (0.02, 0.6, 0.3, "base", 1.0)
+    assert g["guidance_prompt"] == "a photo of a {class} in sks scene" and g["view"].startswith("sRGB - Display")
+    assert (o["crop_px_used"], o["w_consistency"], o["w_shadow_reg"], o["fusion"]) == (32, 0.03, 0.01, "ramp")
+    assert o["keyframes_used"] == [1] and o["tone_window_frames"] == 13
     loras = list((out / ".cache").glob("lora-*/lora.safetensors"))
     assert len(loras) == 1
     layers, _ = read_layers(out / "sh.0002.exr")

@@ -39,7 +39,7 @@ def test_regrade_refits_the_tone_to_a_graded_plate_and_keeps_the_lighting(tmp_pa
         write_exr(tmp_path / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
     shot = make_shot(tmp_path / "solve", shared_data, lighting='init = "plate"\nlobes = 6')
     shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\niterations = 40\n'
-                    "crop_px = 32\nspp = 4\nlr_tone = 0.1\ntone_updates = 10\n")
+                    "crop_px = 32\nspp = 4\nlr_tone = 0.1\ntone_updates = 10\nstarts = 1\n")
     assert main(["run", str(shot)]) == 0
     config = load_shot(shot)
     before = read_environment(config)
