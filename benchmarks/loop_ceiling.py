@@ -37,8 +37,13 @@ def main() -> int:
     t0 = time.perf_counter()
     for path in paths:
         name = path.stem.removesuffix("_1k")
-        rows += run_case(name, read_image(path).rgb, offset_deg=120.0, camera=PLATE_CAMERA, iterations=args.iterations,
-                         starts=args.starts, on_progress=lambda m: print(m, file=sys.stderr, flush=True))
+        case_rows = run_case(name, read_image(path).rgb, offset_deg=120.0, camera=PLATE_CAMERA,
+                             iterations=args.iterations, starts=args.starts,
+                             on_progress=lambda m: print(m, file=sys.stderr, flush=True))
+        rows += case_rows
+        for r in case_rows:   # each case as soon as it is done (a long run can be read while it goes on)
+            print(f"case {r.case} {r.method}: key-light error {r.light_error_deg:.1f} deg, object error "
+                  f"{r.object_error:.3f}, shadow error {r.shadow_error:.3f}, {r.seconds:.0f} s", file=sys.stderr, flush=True)
     lines = [f"Loop ceiling, starts = {args.starts}, {len(paths)} validation panoramas, "
              f"{time.perf_counter() - t0:.0f} s in all.", "", format_table(rows, args.iterations), "",
              "| method | key-light error median (min-max) deg | object error median | shadow error median (min-max) |",
