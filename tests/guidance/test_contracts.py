@@ -19,6 +19,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
 from test_guidance import FAST, SCENE_PROMPT, gradients_of_one_iteration, stripes, sun_and_sky  # noqa: E402
+from sd_fixtures import tiny_sd  # noqa: E402,F401  (fixture)
 
 from vfxinsert.guidance.loading import load_model  # noqa: E402
 from vfxinsert.guidance.objectives import LDSObjective, ScoreSettings  # noqa: E402

@@ -22,6 +22,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from tiny_sd import NATIVE_PX  # noqa: E402
+from sd_fixtures import pickle_sd, tiny_sd  # noqa: E402,F401  (fixtures)
 
 from vfxinsert.config import GuidanceConfig  # noqa: E402
 from vfxinsert.errors import ConfigError, GuidanceError  # noqa: E402

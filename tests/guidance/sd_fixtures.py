@@ -1,4 +1,7 @@
-"""Fixtures of the guidance tests: the tiny real Stable Diffusion (tiny_sd.py), saved once per run."""
+"""Fixtures of the guidance tests: the tiny real Stable Diffusion (tiny_sd.py), saved once per run.
+
+A module the test files import the fixtures from (``from sd_fixtures import tiny_sd``), not a conftest.py:
+a second conftest module would shadow ``tests/conftest.py`` for ``from conftest import ...``."""
 from __future__ import annotations
 
 from pathlib import Path
