@@ -48,15 +48,17 @@ REDUCED_TEXT = {**SD21_TEXT, "hidden_size": 128, "intermediate_size": 512, "num_
                 "num_attention_heads": 4, "projection_dim": 64}
 
 
-def build_random_sd(folder: Path, *, reduced: bool = False) -> Path:
-    """Save an SD 2.1-architecture checkpoint with random weights (fp16 files) into ``folder``."""
+def build_random_sd(folder: Path, *, reduced: bool = False, size: int = 512) -> Path:
+    """Save an SD 2.1-architecture checkpoint with random weights (fp16 files) into ``folder``: SD 2.1-base
+    (512 px, epsilon) or with ``size=768`` SD 2.1 (768 px, v-prediction); ``reduced``: widths / 10 at 128 px."""
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from tiny_sd import save_tiny_sd, write_clip_vocab
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     unet_cfg, vae_cfg, text_cfg = ((REDUCED_UNET, REDUCED_VAE, REDUCED_TEXT) if reduced
-                                   else (SD21_UNET, SD21_VAE, SD21_TEXT))
+                                   else ({**SD21_UNET, "sample_size": size // 8}, {**SD21_VAE, "sample_size": size},
+                                         SD21_TEXT))
     vocab, merges = write_clip_vocab(folder.parent / f"{folder.name}-vocab")
     torch.manual_seed(0)
     components = {
@@ -67,7 +69,8 @@ def build_random_sd(folder: Path, *, reduced: bool = False) -> Path:
         # costs the same microseconds whatever the vocabulary
         "tokenizer": CLIPTokenizer(vocab=str(vocab), merges=str(merges), unk_token="<unk>", model_max_length=77),
         "scheduler": DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
-                                   beta_end=0.012, clip_sample=False, steps_offset=1),
+                                   beta_end=0.012, clip_sample=False, steps_offset=1,
+                                   prediction_type="v_prediction" if size == 768 and not reduced else "epsilon"),
     }
     return save_tiny_sd(components, folder)
 

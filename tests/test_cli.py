@@ -216,7 +216,7 @@ def test_reference_objective_end_to_end(tmp_path, shared_data, capsys):
         write_exr(tmp_path / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
     shot = make_shot(tmp_path / "solve", shared_data, lighting='init = "plate"\nlobes = 6')
     shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\niterations = 12\n'
-                    "crop_px = 32\nspp = 4\ncheckpoint_every = 5\n")
+                    "crop_px = 32\nspp = 4\ncheckpoint_every = 5\ntone_updates = 4\nstarts = 1\n")
     assert main(["run", str(shot)]) == 0
     out = tmp_path / "solve" / "out"
     doc = __import__("json").loads((out / "lighting.json").read_text())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,15 +168,15 @@ def composite_errors(pred: tuple, ref: tuple) -> tuple[float, float]:
 
 def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: BenchCamera = FIXED_CAMERA,
              iterations: int = 300, crop_px: int = 96, lr_lighting: float = 0.05, lr_tone: float = 0.05, prior=None,
-             on_progress=None) -> list[BenchRow]:
+             starts: int | None = None, on_progress=None) -> list[BenchRow]:
     """Rows of one case: ``hdri`` (the noise floor), ``plate``, ``prior`` (when given), and unless
     ``iterations`` is 0 the loop against the reference composite from each: ``reference`` (from the
     plate init) and ``prior+loop``."""
     from .config import OptimizeConfig
     from .lighting.environment import EXPORT_HEIGHT
     from .lighting.init import plate_latlong
-    from .lighting.sg import angular_error_deg, dominant_direction_latlong, fit_sg, max_sharpness
-    from .lighting.loop import FrameTarget, ReferenceObjective, optimise
+    from .lighting.sg import angular_error_deg, dominant_direction_latlong, fit_sg
+    from .lighting.loop import FrameTarget, ReferenceObjective, best_start, optimise
     from .lighting.models import TwoMapSG
     from .lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions, texel_directions
     from .lighting.stage import crop_resample
@@ -223,13 +223,22 @@ def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: 
     target = FrameTarget(0, window_view, crop_resample(case.plate, case.window, crop_px),
                          crop_resample(case.reference[3], case.window, crop_px))
     settings = OptimizeConfig(iterations=iterations, crop_px=crop_px, spp=16, lr_lighting=lr_lighting, lr_tone=lr_tone)
+    if starts is not None:   # [optimize] starts: the loop's multi-start (1: the initial lighting alone)
+        settings = replace(settings, starts=starts)
     opt_scene = InsertScene(case.parts, ground_height_m=0.0, ground_albedo=(0.3, 0.3, 0.3), view=window_view,
                             env_height=settings.env_height, max_depth=settings.max_depth)
     # the loop against the reference from each init: "reference" (from the plate, as before) and
     # "prior+loop" (from the prior: what the guidance starts from when a model is set)
     for method, init in inits.items():
         t0 = time.perf_counter()
-        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height))
+
+        def make(lobes):
+            return TwoMapSG(lobes, settings.env_height)
+
+        starts = init.starts(settings.starts)
+        chosen, _ = best_start(opt_scene, [target], starts, make, lambda: ToneCurves(1), settings, ReferenceObjective(),
+                               shot_name=f"bench-{name}")
+        lighting = make(starts[chosen])
         tone = ToneCurves(1)
         optimise(opt_scene, [target], lighting, tone, settings, ReferenceObjective(), shot_name=f"bench-{name}")
         seconds = time.perf_counter() - t0 + init_seconds[method]

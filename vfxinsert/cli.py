@@ -86,6 +86,23 @@ def _frames(args):
     return parse_frames(args.frames) if args.frames else None
 
 
+def cmd_regrade(args) -> int:
+    from .check import check_shot
+    from .regrade import regrade_shot
+
+    shot, findings = check_shot(args.shot, run_llvm=False)
+    problems = [f for f in findings if not f.ok]
+    for f in problems:
+        _fail(f"{f.topic}: {f.detail}")
+    if problems or shot is None:
+        return EXIT_FAILED
+    reports = regrade_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations())
+    if len(reports) == 1:
+        return EXIT_FAILED
+    _say(f"outputs: {shot.output.dir}")
+    return max(_summarise(r) for r in reports)
+
+
 def _progress(stage: str):
     """A progress callback: a tqdm bar on a terminal, one plain line per frame on the farm (log parsers)."""
     from .shotlog import frame_line
@@ -337,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "read from output.dir: a farm manager's steps (farm/deadline). Stages: "
                         + ", ".join(STAGE_NAMES))
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("regrade", help="after a plate grade: refit the tone curves alone (lighting kept), render",
+                       description="DiPIR's tone-only refinement: ingest the graded plate, keep the lighting the last "
+                                   "run solved, fit the per-keyframe tone curves again with the shot's objective, "
+                                   "then render and hand off as run does.")
+    p.add_argument("shot", type=Path, help="path to shot.toml")
+    p.set_defaults(func=cmd_regrade)
 
     p = sub.add_parser("bench", help="lighting recovery on real panoramas with known ground truth",
                        description="The Poly Haven protocol: plates cut from real HDR panoramas, the panorama is the "

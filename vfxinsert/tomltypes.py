@@ -42,6 +42,12 @@ def build(cls, table: object, where: str, base: Path, *, top: bool = False):
     return obj
 
 
+def shot_keys(section) -> dict:
+    """The shot-file keys of a config section and their values (code-only fields left out): what the
+    stages' inputs hashes record of it."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.metadata.get("key", True)}
+
+
 def key_label(where: str, name: str, hint, top: bool) -> str:
     """How a key is named in messages: ``shot.toml [plate] frames``, ``shot.toml [[asset]]``."""
     if top and dataclasses.is_dataclass(hint):

@@ -21,7 +21,8 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from tiny_sd import NATIVE_PX, build_tiny_sd, tiny_components  # noqa: E402
+from tiny_sd import NATIVE_PX  # noqa: E402
+from sd_fixtures import pickle_sd, tiny_sd  # noqa: E402,F401  (fixtures)
 
 from vfxinsert.config import GuidanceConfig  # noqa: E402
 from vfxinsert.errors import ConfigError, GuidanceError  # noqa: E402
@@ -43,25 +44,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory) -> Path:
-    """A tiny real SD saved once per test run with safetensors (a diffusers folder with model_index.json)."""
-    components = tiny_components(tmp_path_factory.mktemp("tiny-sd-src"))
-    tok = components["tokenizer"]
-    assert tok.tokenize(SCENE_PROMPT) == ["a</w>", "photo</w>", "of</w>", "sks</w>", "scene</w>"]
-    ids = tok(SCENE_PROMPT, padding="max_length", max_length=tok.model_max_length).input_ids
-    assert len(ids) == tok.model_max_length and ids[0] == tok.bos_token_id and ids[6] == tok.eos_token_id
-    from tiny_sd import save_tiny_sd
-
-    return save_tiny_sd(components, tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def pickle_sd(tmp_path_factory) -> Path:
-    """The same tiny SD saved with safe_serialization=False: its UNet and VAE are pickle (.bin) files."""
-    return build_tiny_sd(tmp_path_factory.mktemp("models-pickle") / "tiny", safe_serialization=False)
 
 
 def stripes(h: int = 48, w: int = 64) -> np.ndarray:
@@ -489,7 +471,7 @@ def guidance_shot(folder: Path, shared: Path, model: Path, extra: str = "") -> P
 
     shot = make_shot(folder, shared, lighting='init = "plate"\noptimize = true')
     shot.write_text(shot.read_text() + f'[guidance]\nmodel = "{model}"\n{extra}'
-                    '[optimize]\niterations = 3\ncrop_px = 32\nspp = 2\n')
+                    '[optimize]\niterations = 3\ncrop_px = 32\nspp = 2\nstarts = 1\n')
     return shot
 
 
@@ -548,6 +530,12 @@ def test_run_end_to_end_with_the_tiny_model_on_cpu(tiny_sd, tmp_path, shared_dat
     description = json.loads((out / "lighting.json").read_text())
     assert description["optimised"] is True and description["objective"] == "guidance"
     assert description["iterations"] == 3 and all(math.isfinite(v) for v in description["losses"])
+    # every method knob used is recorded: [guidance] (its defaults here) and [optimize] as resolved
+    g, o = description["guidance"], description["optimize"]
+    assert (g["t_min"], g["t_max_start"], g["t_max_end"], g["lds_base"], g["weight"]) == (0.02, 0.6, 0.3, "base", 1.0)
+    assert g["guidance_prompt"] == "a photo of a {class} in sks scene" and g["view"].startswith("sRGB - Display")
+    assert (o["crop_px_used"], o["w_consistency"], o["w_shadow_reg"], o["fusion"]) == (32, 0.03, 0.01, "ramp")
+    assert o["keyframes_used"] == [1] and o["tone_window_frames"] == 13
     loras = list((out / ".cache").glob("lora-*/lora.safetensors"))
     assert len(loras) == 1
     layers, _ = read_layers(out / "sh.0002.exr")

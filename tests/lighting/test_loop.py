@@ -111,8 +111,9 @@ def test_interrupted_run_resumes_and_ends_identically(tmp_path):
     assert 10 <= data["iteration"] < 40                      # killed mid-run
     resumed = _run_known_answer(str(ckpt), 40)
     # identical up to float32 round-off (kernels compiled in another process may order sums differently;
-    # measured differences are about 1e-6, against parameter changes of order 1 over the run)
-    np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-4, atol=1e-5)
+    # measured differences are 1e-6 to 6e-5 depending on where the kill lands, against parameter changes
+    # of order 1 over the run: a restart from scratch or a wrong restore misses by 0.1 or more)
+    np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-4, atol=2e-4)
 
 
 def test_a_planted_or_damaged_checkpoint_runs_no_code_and_is_recomputed(tmp_path):
@@ -239,3 +240,24 @@ def test_hdri_refinement_recovers_rotation_and_exposure(shared_data):
     assert abs(described["rotate_y_deg"] - 25.0) < 5.0, described
     # exposure couples with the sun's position and converges more slowly (measured: 0.58 of the 1 stop)
     assert 0.3 < described["exposure_stops"] < 1.3, described
+
+
+def test_tone_smoothing_window_is_in_plate_frames():
+    """The local linear fit spans ``window_frames`` plate frames: a ramp (exposure drift) is kept exactly,
+    frame-to-frame noise shrinks; keyframes further apart than half the window are left alone."""
+    n = 25
+
+    def smoothed(values, frames):
+        tone = ToneCurves(n)
+        with torch.no_grad():
+            tone.exposure_log2.copy_(torch.as_tensor(values, dtype=torch.float32)[:, None].expand(-1, 3))
+        tone.smooth_in_time_(frames, window_frames=13)
+        return tone.exposure_log2.detach()[:, 0].numpy()
+
+    dense = list(range(1001, 1001 + n))
+    ramp = np.linspace(0.0, 1.2, n)
+    np.testing.assert_allclose(smoothed(ramp, dense), ramp, atol=1e-5)                  # a ramp is kept
+    noise = 0.05 * np.random.default_rng(0).standard_normal(n)
+    assert np.sqrt(np.mean(smoothed(noise, dense) ** 2)) < 0.7 * np.sqrt(np.mean(noise ** 2))   # noise shrinks
+    sparse = [1001 + 20 * i for i in range(n)]                                           # 20 frames apart
+    np.testing.assert_allclose(smoothed(ramp + noise, sparse), ramp + noise, atol=1e-6)

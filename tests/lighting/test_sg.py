@@ -44,8 +44,8 @@ def test_torch_and_numpy_lobes_agree():
 
     lobes = lobes3()
     light = SGLighting(lobes)
-    env = light.mitsuba_env(16).detach().numpy()
-    np.testing.assert_allclose(env, lobes.radiance(mitsuba_env_directions(16, 32)), rtol=1e-5, atol=1e-6)
+    env = light.mitsuba_env(64).detach().numpy()   # every lobe resolvable at 64 rows (max_sharpness 200)
+    np.testing.assert_allclose(env, lobes.radiance(mitsuba_env_directions(64, 128)), rtol=1e-5, atol=1e-6)
     back = light.lobes()
     np.testing.assert_allclose(back.axis, lobes.axis, atol=1e-6)
     np.testing.assert_allclose(back.sharpness, lobes.sharpness, rtol=1e-6)
@@ -101,3 +101,44 @@ def test_lighting_export_round_trip(tmp_path):
     # the sun lobe's peak sits at the texel its axis points to (u = 0.25 faces +X)
     y, x = np.unravel_index(back.rgb[..., 1].argmax(), (128, 256))
     assert abs(x - 64) <= 1 and doc["latlong"]["convention"].startswith("+Y up")
+
+
+def test_multi_start_candidates_move_the_key_to_other_bright_directions_above_the_horizon():
+    from vfxinsert.lighting.sg import SGLobes, angular_error_deg
+
+    axis = np.array([[0.0, 0.8, 0.6], [0.6, 0.8, 0.0], [0.0, -1.0, 0.0], [-0.6, 0.8, 0.0]])
+    lobes = SGLobes(axis, np.full(4, 20.0), np.array([[9.0] * 3, [5.0] * 3, [7.0] * 3, [3.0] * 3]))
+    starts = lobes.starts(4)
+    keys = [s.dominant_direction() for s in starts]
+    assert starts[0] is lobes and len(starts) == 4
+    np.testing.assert_allclose(keys[1], axis[1])          # the next brightest lobe above the horizon, not the ground
+    np.testing.assert_allclose(keys[2], axis[3])
+    assert keys[3][1] > np.sin(np.radians(14)) and min(angular_error_deg(keys[3], k) for k in keys[:3]) >= 30
+    for s in starts:                                       # the same lobes, only the key's place changes
+        np.testing.assert_allclose(sorted(s.power()), sorted(lobes.power()))
+
+
+def test_a_lobe_sharper_than_the_raster_keeps_its_energy_and_direction_without_aliasing():
+    """A sun-sized lobe (lambda 1e5) on a 64 x 128 raster: drawn as the sharpest resolvable lobe with the
+    same energy, so the raster's integral is the lobe's whatever its exact position between texels."""
+    import math
+
+    import torch
+
+    from vfxinsert.lighting.panorama import mitsuba_env_directions
+    from vfxinsert.lighting.sg import SUN_SHARPNESS, max_sharpness, sg_env_torch
+
+    dirs = torch.tensor(mitsuba_env_directions(64, 128), dtype=torch.float32)
+    theta = torch.arccos(dirs[..., 1].clamp(-1, 1))
+    omega = torch.sin(theta) * (math.pi / 63) * (2 * math.pi / 128)
+    omega[:, [0, -1]] = 0.0                                  # halo columns repeat real ones
+    truth = 2 * math.pi * 10.0 / SUN_SHARPNESS
+    energies = []
+    for azimuth in np.linspace(0.0, 0.05, 6):              # a fraction of a texel apart
+        axis = torch.tensor([[math.sin(azimuth) * 0.8, 0.6, -math.cos(azimuth) * 0.8]])
+        env = sg_env_torch(dirs, axis, torch.tensor([math.log(SUN_SHARPNESS)]), torch.full((1, 3), math.log(10.0)),
+                           max_sharpness(64))
+        energies.append(float((env[..., 0] * omega).sum()))
+    assert max(abs(e / truth - 1.0) for e in energies) < 0.03, energies
+    naive = sg_env_torch(dirs, axis, torch.tensor([math.log(SUN_SHARPNESS)]), torch.full((1, 3), math.log(10.0)))
+    assert float((naive[..., 0] * omega).sum()) < 0.5 * truth   # without it the sun misses the texel centres

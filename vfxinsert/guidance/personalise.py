@@ -19,22 +19,23 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..color import srgb_encode_torch
 from ..errors import GuidanceError, warn
 from ..seeds import frame_seed
 from .model import GuidanceModel, PersonaliseResult
+from .objectives import display_for_model, srgb_view
 
 if TYPE_CHECKING:
     from ..config import GuidanceConfig
 
 
-def plate_display(rgb_linear: np.ndarray) -> np.ndarray:
-    """The display-referred (sRGB, 0..1) view of a working-space plate: what the objectives show the model
-    of a composite (color.srgb_encode_torch), so the LoRA learns the plate as the objective sees it."""
+def plate_display(rgb_linear: np.ndarray, view: Callable | None = None) -> np.ndarray:
+    """The display-referred (0..1) view of a working-space plate through the shot's display ``view`` (default:
+    sRGB): what the objectives show the model of a composite, so the LoRA learns the plate as it sees it."""
     import torch
 
     with torch.no_grad():
-        return srgb_encode_torch(torch.as_tensor(np.asarray(rgb_linear, np.float32)[..., :3])).numpy()
+        rgb = torch.as_tensor(np.asarray(rgb_linear, np.float32)[..., :3])
+        return display_for_model(view or srgb_view, rgb).numpy()
 
 
 def class_name(labels: list[str]) -> str:

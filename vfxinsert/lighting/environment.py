@@ -175,7 +175,7 @@ def lighting_inputs_hash(shot: ShotConfig, frames: list[int]) -> str:
     from dataclasses import asdict
 
     from .. import __version__
-    from ..config import shot_keys
+    from ..tomltypes import shot_keys
     from ..exr import stored_inputs_hash
     from ..fsutil import file_identity
     from ..outputs import working_plate_path

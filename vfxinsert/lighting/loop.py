@@ -151,7 +151,9 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
     from ..composite import composite
 
     n = settings.iterations
-    groups = [{"params": lighting.parameters(), "lr": settings.lr_lighting, "base_lr": settings.lr_lighting}]
+    groups = []
+    if lighting.parameters():   # a fixed lighting (regrade) has none
+        groups.append({"params": lighting.parameters(), "lr": settings.lr_lighting, "base_lr": settings.lr_lighting})
     if settings.optimise_tone:
         groups.append({"params": tone.parameters(), "lr": settings.lr_tone, "base_lr": settings.lr_tone})
     opt = torch.optim.Adam(groups)
@@ -187,7 +189,7 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         for g in opt.param_groups:   # exponential decay, scaled down after each divergence
             g["lr"] = g["base_lr"] * lr_scale * settings.lr_final_fraction ** (i / max(n - 1, 1))
         opt.zero_grad(set_to_none=True)
-        ramp = min(max((i / n - settings.fusion_start) / (settings.fusion_end - settings.fusion_start), 0.0), 1.0)
+        ramp = settings.fusion_ramp(i)
         # --- render: object under L_fg, shadow under L_sh (one render once the maps are fused)
         env_fg, env_sh = lighting.maps(ramp)
         layers_fg = scene.render_torch(env_fg, seed, settings.spp)
@@ -239,5 +241,26 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
                         "lr_scale": lr_scale, "iteration": i}, buf)
             atomic_write_bytes(checkpoint, buf.getvalue())
     if settings.optimise_tone and len(targets) > 2:
-        tone.smooth_in_time_()   # temporally smoothed per-frame curves: no flicker, ramps kept
+        # temporally smoothed per-frame curves (a window of plate frames): no flicker, ramps kept
+        tone.smooth_in_time_([t.frame for t in targets], settings.tone_window_frames)
     return OptimResult(lighting, tone, losses, retries, time.perf_counter() - t0, resumed_from)
+
+
+def best_start(scene: InsertScene, targets: list[FrameTarget], starts: list, make_lighting: Callable,
+               make_tone: Callable, settings: OptimizeConfig, objective: Objective, *, shot_name: str) -> tuple[int, list[float]]:
+    """(index, scores) of the best of several starting lightings (``starts``: what ``make_lighting`` takes):
+    each runs ``settings.start_iterations`` iterations of this loop from fresh tone curves, and is scored by
+    the mean objective over the second half of that short run; the lowest wins. One start: index 0, no runs.
+    A wrong initial key direction otherwise often leaves the loop in a basin it cannot leave."""
+    from dataclasses import replace
+
+    if len(starts) <= 1:
+        return 0, []
+    probe = replace(settings, iterations=settings.start_iterations, checkpoint_every=settings.start_iterations)
+    scores = []
+    for k, start in enumerate(starts):
+        result = optimise(scene, targets, make_lighting(start), make_tone(), probe, objective,
+                          shot_name=f"{shot_name}:start{k}")
+        tail = result.losses[len(result.losses) // 2:] or [math.inf]
+        scores.append(float(np.mean(tail)))
+    return int(np.argmin(scores)), scores

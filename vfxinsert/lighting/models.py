@@ -2,7 +2,8 @@
 
 - ``TwoMapSG``: DiPIR's two SG maps, ``L_fg`` lights the object and ``L_sh`` casts the shadow, fused
   late in the run (init "plate", "sky");
-- ``HDRIRefine``: an on-set HDRI refined only in rotation, exposure and white balance (init "hdri").
+- ``HDRIRefine``: an on-set HDRI refined only in rotation, exposure and white balance (init "hdri");
+- ``FixedLighting``: a solved environment held fixed while the tone curves are fitted again (``regrade``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..color import RGB_LUMINANCE
 from .panorama import box_downsample, mitsuba_env_directions, sample_bilinear
-from .sg import SGLighting, SGLobes, sg_env_torch
+from .sg import SUN_SHARPNESS, SGLighting, SGLobes, max_sharpness, sg_env_torch
 
 if TYPE_CHECKING:
     from ..config import OptimizeConfig
@@ -28,13 +29,15 @@ def _luminance(env):
 class TwoMapSG:
     """DiPIR's two SG maps: ``L_fg`` lights the object, ``L_sh`` casts the shadow; fused late in the run."""
 
-    def __init__(self, init: SGLobes, env_height: int, max_sharpness: float, device: str = "cpu"):
+    def __init__(self, init: SGLobes, env_height: int, sharpness_cap: float = SUN_SHARPNESS, device: str = "cpu"):
+        """``sharpness_cap``: the sharpest a lobe may become (default: the sun's size; lobes sharper than
+        the raster of ``env_height`` rows are drawn without aliasing, sg.sg_env_torch)."""
         import torch
 
         self.fg = SGLighting(init, device)
         self.sh = SGLighting(init, device)
         self.env_height = env_height
-        self.max_log_sharpness = math.log(max_sharpness)
+        self.max_log_sharpness = math.log(sharpness_cap)
         self.initial_peak = float(init.amplitude.max())
         dirs = mitsuba_env_directions(env_height, 2 * env_height)
         theta = np.arccos(np.clip(dirs[..., 1], -1, 1))
@@ -96,8 +99,9 @@ class TwoMapSG:
 
         with torch.no_grad():
             d = torch.tensor(dirs, dtype=torch.float32)
-            fg = sg_env_torch(d, self.fg.axis_raw, self.fg.log_sharpness, self.fg.log_amplitude)
-            sh = sg_env_torch(d, self.sh.axis_raw, self.sh.log_sharpness, self.sh.log_amplitude)
+            raster = max_sharpness(d.shape[0]) if d.dim() == 3 else None   # a lat-long grid: drawn without aliasing
+            fg = sg_env_torch(d, self.fg.axis_raw, self.fg.log_sharpness, self.fg.log_amplitude, raster)
+            sh = sg_env_torch(d, self.sh.axis_raw, self.sh.log_sharpness, self.sh.log_amplitude, raster)
             return self.fuse(fg, sh).numpy()
 
     def describe(self) -> dict:
@@ -174,3 +178,33 @@ class HDRIRefine:
                 "exposure_stops": self.log_exposure.item() / math.log(2.0), "white_balance_rgb": wb.tolist()}
 
 
+class FixedLighting:
+    """A solved environment held fixed (``regrade``: the tone curves alone are fitted again): no
+    parameters, the same map for the object and the shadow."""
+
+    def __init__(self, mitsuba_data: np.ndarray, device: str = "cpu"):
+        import torch
+
+        self.env_height = int(mitsuba_data.shape[0])
+        self._env = torch.tensor(np.asarray(mitsuba_data, np.float32), device=device)
+
+    def parameters(self):
+        return []
+
+    def maps(self, ramp: float):
+        return self._env, self._env
+
+    def regulariser(self, env_fg, env_sh, settings):
+        return env_fg.new_zeros(())
+
+    def clamp_(self) -> None:
+        pass
+
+    def exploded(self) -> bool:
+        return False
+
+    def radiance(self, dirs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("FixedLighting keeps the solved environment's own exports")
+
+    def describe(self) -> dict:
+        return {"model": "solved environment held fixed"}

@@ -43,11 +43,41 @@ class SGLobes:
         return cls(np.array([l["axis"] for l in lobes], float), np.array([l["sharpness"] for l in lobes], float),
                    np.array([l["amplitude"] for l in lobes], float))
 
-    def dominant_direction(self) -> np.ndarray:
-        """Axis of the lobe with the most power (luminance x solid-angle integral 2 pi / lambda for sharp lobes)."""
+    def power(self) -> np.ndarray:
+        """(K,) luminance integrated over the sphere per lobe: 2 pi c / lambda (1 - exp(-2 lambda))."""
         lum = self.amplitude @ np.array(RGB_LUMINANCE)
-        power = lum * 2.0 * np.pi / self.sharpness * (1.0 - np.exp(-2.0 * self.sharpness))
-        return self.axis[int(np.argmax(power))]
+        return lum * 2.0 * np.pi / self.sharpness * (1.0 - np.exp(-2.0 * self.sharpness))
+
+    def dominant_direction(self) -> np.ndarray:
+        """Axis of the lobe with the most power."""
+        return self.axis[int(np.argmax(self.power()))]
+
+    def starts(self, count: int, min_separation_deg: float = 30.0) -> list["SGLobes"]:
+        """``count`` starting lightings for a multi-start solve: these lobes, then the same lobes with the key
+        (most powerful lobe) exchanged with another candidate key direction: the next most powerful lobes
+        above the horizon (a key below it casts no shadow on the ground), then a cover of the upper sky
+        (elevations 15-75 degrees), each at least ``min_separation_deg`` from the directions already taken."""
+        order = np.argsort(-self.power())
+        key = int(order[0])
+        cover = fibonacci_directions(64)
+        cover = cover[(cover[:, 1] > math.sin(math.radians(15))) & (cover[:, 1] < math.sin(math.radians(75)))]
+        taken = [self.axis[key]]
+        out = [self]
+        cos_min = math.cos(math.radians(min_separation_deg))
+        above = [self.axis[i] for i in order[1:] if self.axis[i][1] > math.sin(math.radians(5))]
+        for candidate in [*above, *cover]:
+            if len(out) >= count:
+                break
+            if all(float(candidate @ d) < cos_min for d in taken):
+                taken.append(candidate)
+                axis = self.axis.copy()
+                match = [i for i in order[1:] if np.array_equal(self.axis[i], candidate)]
+                if match:                      # exchange the key with that lobe
+                    axis[[key, match[0]]] = axis[[match[0], key]]
+                else:                          # move the key there
+                    axis[key] = candidate
+                out.append(SGLobes(axis, self.sharpness.copy(), self.amplitude.copy()))
+        return out
 
 
 def sg_irradiance_closed_form(axis, sharpness: float, amplitude, normal) -> np.ndarray:
@@ -74,13 +104,26 @@ def latlong_from_lobes(lobes: SGLobes, height: int = 256) -> np.ndarray:
 # torch side: differentiable lobes
 
 
-def sg_env_torch(dirs, axis_raw, log_sharpness, log_amplitude):
-    """Differentiable SG environment (..., 3) at directions ``dirs`` (torch tensors)."""
+def sg_env_torch(dirs, axis_raw, log_sharpness, log_amplitude, raster_sharpness: float | None = None):
+    """Differentiable SG environment (..., 3) at directions ``dirs`` (torch tensors).
+
+    ``raster_sharpness``: the sharpest lobe the raster of ``dirs`` resolves (``max_sharpness``). A sharper
+    lobe (a sun of half a degree is lambda ~ 1e5) would alias: it falls between texel centres or onto
+    one. It is drawn instead as the sharpest resolvable lobe carrying the same energy (the SG's integral
+    2 pi c / lambda (1 - exp(-2 lambda)) kept), so its power and direction stay exact and smooth in the
+    parameters while the raster shows it as small as it can.
+    """
     import torch
 
     mu = torch.nn.functional.normalize(axis_raw, dim=-1)
-    lobes = torch.exp(log_sharpness.exp() * (dirs @ mu.T - 1.0))
-    return lobes @ log_amplitude.exp()
+    sharpness = log_sharpness.exp()
+    amplitude = log_amplitude.exp()
+    if raster_sharpness is not None:
+        drawn = sharpness.clamp(max=raster_sharpness)
+        energy = (drawn / sharpness) * (-torch.expm1(-2.0 * sharpness)) / (-torch.expm1(-2.0 * drawn))
+        sharpness, amplitude = drawn, amplitude * energy[:, None]
+    lobes = torch.exp(sharpness * (dirs @ mu.T - 1.0))
+    return lobes @ amplitude
 
 
 class SGLighting:
@@ -106,7 +149,8 @@ class SGLighting:
         if height not in self._dirs:
             self._dirs[height] = torch.tensor(mitsuba_env_directions(height, 2 * height), dtype=torch.float32,
                                               device=self.axis_raw.device)
-        return sg_env_torch(self._dirs[height], self.axis_raw, self.log_sharpness, self.log_amplitude)
+        return sg_env_torch(self._dirs[height], self.axis_raw, self.log_sharpness, self.log_amplitude,
+                            max_sharpness(height))
 
     def lobes(self) -> SGLobes:
         import torch
@@ -124,6 +168,10 @@ def fibonacci_directions(count: int) -> np.ndarray:
     r = np.sqrt(np.clip(1.0 - y * y, 0.0, 1.0))
     phi = math.pi * (3.0 - math.sqrt(5.0)) * i
     return np.stack([r * np.cos(phi), y, r * np.sin(phi)], axis=1)
+
+
+SUN_SHARPNESS = 1.0e5
+"""Sharpness of a lobe the size of the sun (1 / sqrt(lambda) = 0.18 degrees: a disc of about half a degree)."""
 
 
 def max_sharpness(env_height: int) -> float:

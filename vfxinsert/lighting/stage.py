@@ -110,56 +110,132 @@ def _objective_name(shot: ShotConfig) -> str:
     return ""
 
 
+def _prepare(context: ShotContext, frames, objective_name: str, say):
+    """(targets, objective, guidance record, crop side) of a solve: the keyframes' crops around the object
+    (plate and reference resampled to the crop) and the objective judging them."""
+    from ..scene import View
+    from .init import keyframes
+    from .loop import FrameTarget, ReferenceObjective
+
+    shot = context.shot
+    settings = shot.optimize
+    keys = keyframes(frames, settings.solve_keyframes(len(frames)))
+    references = _read_references(shot, keys) if objective_name == "reference" else {}
+    plates = {frame: context.plate(frame) for frame in keys}
+    if objective_name == "guidance":
+        from ..guidance.stage import guidance_objective
+
+        objective, guidance_record = guidance_objective(shot, [p.rgb for p in plates.values()], say)
+        native_px = objective.denoiser.native_px
+    else:
+        objective, guidance_record, native_px = ReferenceObjective(), None, None
+    crop_px = settings.crop_size(cuda=_cuda_renders(), native_px=native_px)
+    targets = []
+    for frame, plate in plates.items():
+        window = object_window(context.bounds, context.ground_height_m, plate.cam_to_world, plate.intrinsics)
+        x0, y0, side = window
+        intr = plate.intrinsics
+        view = View(plate.cam_to_world, intr.fov_x_deg, intr.width_px, intr.height_px, window=(x0, y0, side, side),
+                    scale=crop_px / side, pixel_aspect=intr.pixel_aspect)
+        targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, crop_px),
+                                   crop_resample(references[frame], window, crop_px) if references else None))
+    return targets, objective, guidance_record, crop_px
+
+
 def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
               checkpoint) -> Environment:
-    from ..scene import View
-    from .sg import fit_sg, max_sharpness
-    from .loop import FrameTarget, ReferenceObjective, optimise
-    from .init import keyframes
+    from .sg import fit_sg
+    from .loop import best_start, optimise
     from .models import HDRIRefine, TwoMapSG
     from .panorama import mitsuba_env_directions, texel_directions
     from .tone import ToneCurves, ToneExport
 
     shot = context.shot
     settings = shot.optimize
-    keys = keyframes(frames, settings.keyframes)
-    references = _read_references(shot, keys) if objective_name == "reference" else {}
-    targets = []
-    plates = []
-    for frame in keys:
-        plate = context.plate(frame)
-        plates.append(plate.rgb)
-        window = object_window(context.bounds, context.ground_height_m, plate.cam_to_world, plate.intrinsics)
-        x0, y0, side = window
-        intr = plate.intrinsics
-        view = View(plate.cam_to_world, intr.fov_x_deg, intr.width_px, intr.height_px, window=(x0, y0, side, side),
-                    scale=settings.crop_px / side, pixel_aspect=intr.pixel_aspect)
-        targets.append(FrameTarget(frame, view, crop_resample(plate.rgb, window, settings.crop_px),
-                                   crop_resample(references[frame], window, settings.crop_px) if references else None))
-    if objective_name == "guidance":
-        from ..guidance.stage import guidance_objective
-
-        objective, guidance_record = guidance_objective(shot, plates, say)
-    else:
-        objective, guidance_record = ReferenceObjective(), None
+    targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
     scene = context.scene(targets[0].view, env_height=settings.env_height, max_depth=settings.max_depth)
     device = scene.torch_device
+    starts_record = None
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
         lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height, device=device)
-    else:
-        lighting = TwoMapSG(init, settings.env_height, max_sharpness(settings.env_height), device=device)
+    else:   # SG lobes: the best of several starting key directions (settings.starts)
+        def make(lobes):
+            return TwoMapSG(lobes, settings.env_height, device=device)
+
+        starts = init.starts(settings.starts)
+        if len(starts) > 1:
+            say(f"lighting: trying {len(starts)} starting key directions, {settings.start_iterations} iterations each")
+        chosen, scores = best_start(scene, targets, starts, make, lambda: ToneCurves(len(targets), device=device),
+                                    settings, objective, shot_name=shot.name)
+        lighting = make(starts[chosen])
+        starts_record = {"scores": scores, "chosen": chosen,
+                         "key_directions": [s.dominant_direction().tolist() for s in starts]}
     tone = ToneCurves(len(targets), device=device)
-    say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} frame(s), "
-        f"{settings.crop_px}px crops, objective {objective_name}")
+    say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
+        f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective {objective_name}")
     result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
                       checkpoint=checkpoint, on_iteration=on_iteration)
     data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
     solve = Solve(objective_name, tuple(result.losses), tuple(result.retries), round(result.seconds, 3),
-                  result.resumed_from, lighting.describe(), guidance_record)
+                  result.resumed_from, {**lighting.describe(), "optimize": _record(settings, crop_px, targets),
+                                        "starts": starts_record}, guidance_record)
     return Environment(data, latlong, shot.lighting.init, fitted,
                        ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds)
+
+
+def regrade_tone(shot: ShotConfig, frames: list[int], env: Environment, *, context: ShotContext | None = None,
+                 on_progress: Callable[[str], None] | None = None,
+                 on_iteration: Callable[[int, int, float], None] | None = None) -> Environment:
+    """DiPIR's tone-only refinement after a background grade: the solved lighting ``env`` kept exactly, the
+    per-keyframe tone curves fitted again (from the previous ones) to the re-graded plates ``frames``, with
+    the shot's objective. Returns ``env`` with the new curves and this solve."""
+    from dataclasses import replace
+
+    from ..errors import ConfigError
+    from .loop import optimise
+    from .models import FixedLighting
+    from .tone import ToneCurves, ToneExport, tone_for_frame
+
+    say = on_progress or (lambda _msg: None)
+    context = context or ShotContext(shot)
+    objective_name = _objective_name(shot)
+    if not objective_name:
+        raise ConfigError("regrade needs an objective to fit the tone curves to", where="[optimize] / [guidance]",
+                          fix="set [guidance] model (or [optimize] reference for a validation shot)")
+    settings = replace(shot.optimize, lr_lighting=0.0)
+    targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
+    height = env.mitsuba_data.shape[0]
+    scene = context.scene(targets[0].view, env_height=height, max_depth=settings.max_depth)
+    lighting = FixedLighting(env.mitsuba_data, device=scene.torch_device)
+    tone = ToneCurves(len(targets), device=scene.torch_device)
+    if env.tone is not None:   # start from the curves before the grade, each keyframe's own or interpolated
+        tone.load_state({k: [tone_for_frame(env.tone, t.frame).state()[k][0] for t in targets]
+                         for k in tone.state()})
+    say(f"regrade: fitting the tone curves of {len(targets)} keyframe(s) to the graded plate, lighting kept, "
+        f"{settings.iterations} iterations, {crop_px}px crops, objective {objective_name}")
+    result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=f"{shot.name}-regrade",
+                      on_iteration=on_iteration)
+    previous = env.solve.model if env.solve is not None else {}
+    solve = Solve(objective_name, tuple(result.losses), tuple(result.retries), round(result.seconds, 3), None,
+                  {**previous, "regrade": {"tone_only": True, **_record(settings, crop_px, targets)}}, guidance_record)
+    return replace(env, tone=ToneExport.from_curves(tone, [t.frame for t in targets]), solve=solve)
+
+
+def _cuda_renders() -> bool:
+    """Whether the renders run on a GPU (Mitsuba's CUDA variant), which sets the crop size of "auto"."""
+    from ..env import import_mitsuba
+
+    return import_mitsuba().variant().startswith("cuda")
+
+
+def _record(settings, crop_px: int, targets) -> dict:
+    """What lighting.json records of [optimize]: every key as used, the crop size and keyframes resolved."""
+    from ..tomltypes import shot_keys
+
+    doc = {k: (str(v) if isinstance(v, Path) else v) for k, v in shot_keys(settings).items()}
+    return {**doc, "crop_px_used": crop_px, "keyframes_used": [t.frame for t in targets]}
 
 
 def _read_references(shot: ShotConfig, frames: list[int]) -> dict[int, np.ndarray]:

@@ -3,7 +3,9 @@
 - ``T_fg``: per frame and channel, monotone on log2 radiance, with an exposure offset. It maps the
   object's rendered radiance to the plate's camera response: ``T_fg(I) = 2 ** f(log2(I + eps))``.
 - ``T_sh``: per frame and channel, monotone on the shadow ratio with ``T_sh(1) = 1`` exactly, so the
-  plate is untouched wherever the object casts no shadow.
+  plate is untouched wherever the object casts no shadow, and ``T_sh(0) >= 0`` by construction: below
+  the ratio 1 the curve's drop is divided by max(1, its total drop over 0..1), so a shadow never turns
+  negative (a negative composite would be clipped by the display view, and its gradient die).
 
 Both are piecewise-linear with positive slopes ``exp(s_k)`` between fixed knots (linear beyond them),
 so every parameter value gives a monotone curve and zero parameters give the identity. Parameters have
@@ -64,8 +66,14 @@ class ToneCurves:
         return torch.exp2(y) - EPS * torch.exp2(self.exposure_log2[frame_index])
 
     def sh(self, ratio, frame_index: int):
-        """T_sh of the shadow ratio (..., 3) for one frame; exactly 1 where the ratio is exactly 1."""
-        return 1.0 + _piecewise(ratio, SH_KNOTS, self.sh_log_slopes[frame_index], 1.0)
+        """T_sh of the shadow ratio (..., 3) for one frame; exactly 1 where the ratio is exactly 1, in
+        0..1 for ratios in 0..1 whatever the parameters (see the module docstring)."""
+        import torch
+
+        slopes = self.sh_log_slopes[frame_index]
+        curve = _piecewise(ratio, SH_KNOTS, slopes, 1.0)
+        drop = -_piecewise(torch.zeros(3, dtype=ratio.dtype, device=ratio.device), SH_KNOTS, slopes, 1.0)  # g(1) - g(0)
+        return 1.0 + torch.where(ratio < 1.0, curve / drop.clamp_min(1.0), curve)
 
     def clamp_(self) -> None:
         """Keep the curves in a sane range after an optimiser step: exposure +-10 stops, slopes within
@@ -86,25 +94,29 @@ class ToneCurves:
             return self.exposure_log2.sum() * 0.0
         return sum(torch.diff(p, n=2, dim=0).square().mean() for p in self.parameters())
 
-    def smooth_in_time_(self, window: int = 13) -> None:
-        """Replace every per-frame parameter by a local linear fit over ``window`` neighbouring frames.
+    def smooth_in_time_(self, frames: list[int], window_frames: int = 13) -> None:
+        """Replace every keyframe's parameters by a local linear fit over the keyframes within
+        ``window_frames`` *plate* frames centred on it (``frames``: the keyframes' plate frame numbers).
 
         A local *linear* fit keeps exposure ramps (auto-exposure drift) exactly and removes the
         frame-to-frame noise that per-frame stochastic updates leave (flicker). 13 frames is about half a
-        second at 24 fps: auto-exposure drifts over seconds, noise changes every frame.
+        second at 24 fps: auto-exposure drifts over seconds, noise changes every frame. Keyframes further
+        apart than half the window are left as they are (a fit through one or two points is the points).
         """
         import torch
 
         n = self.exposure_log2.shape[0]
+        if n != len(frames):
+            raise ValueError(f"{len(frames)} frame numbers for {n} keyframes")
         if n < 3:
             return
-        half = max(1, min(window, n) // 2)
+        at = torch.tensor([float(f) for f in frames])
         weights = torch.zeros(n, n)
         for i in range(n):
-            lo, hi = max(0, i - half), min(n, i + half + 1)
-            t = torch.arange(lo, hi, dtype=torch.float32) - i
+            near = ((at - at[i]).abs() <= window_frames / 2.0).nonzero().flatten()
+            t = at[near] - at[i]
             design = torch.stack([torch.ones_like(t), t], 1)                 # value and slope at frame i
-            weights[i, lo:hi] = torch.linalg.pinv(design)[0]                 # row giving the value at t = 0
+            weights[i, near] = torch.linalg.pinv(design)[0]                  # row giving the value at t = 0
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.einsum("ij,j...->i...", weights, p))
