@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -45,7 +44,8 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     render settings, assets, ground, output format and camera (``track``: ``read_chan(shot.camera.track)``,
     or None for a static camera). Input of :func:`render_frame_hash`."""
     tone = env.tone.to_json() if env.tone is not None else None
-    return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
+    return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth,
+                       shot.render.denoise, shot.render.noise_target, _assets_digest(shot),
                        shot.ground.height_m, shot.ground.albedo, env.ground_albedo, shot.output.precision,
                        shot.output.compression,
                        None if track is None else [track.frames, track.cam_to_world.tolist()],
@@ -69,7 +69,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     from .exr import FrameMetadata, stored_inputs_hash, write_insert_layers
     from .lighting.tone import apply_tone
     from .plates import open_plate
-    from .composite import composite
+    from .denoise import render_final
     from .scene import View
     from .shot import ShotContext
 
@@ -107,8 +107,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                       where=str(plate.path), fix="give every plate frame the same format")
                 else:
                     scene.set_view(view)
-                rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp, w * h)
-                rgb, alpha, shadow, _ = composite(rendered, plate.rgb)
+                rgb, alpha, shadow, _ = render_final(scene, frame_seed(shot.name, frame), shot.render, w * h)
                 rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
                 rgb, alpha, shadow, plate_q = (quantise(np.ascontiguousarray(x)) for x in (rgb, alpha, shadow, plate.rgb))
                 comp = rgb + (1.0 - alpha) * plate_q * shadow
@@ -132,14 +131,3 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
         if on_frame:
             on_frame(result, len(frames))
     return StageReport("render", tuple(results))
-
-
-def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:
-    """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit."""
-    passes = max(1, math.ceil(pixels * spp / 2**31))
-    per = math.ceil(spp / passes)
-    total = None
-    for k in range(passes):
-        layers = scene.render(seed + k * 7919, per)
-        total = layers if total is None else total + layers
-    return total / passes

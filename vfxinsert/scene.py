@@ -17,6 +17,10 @@ from .errors import RenderError
 if TYPE_CHECKING:
     from .assets import MeshPart
 
+SAMPLERS = ("independent", "stratified", "multijitter", "ldsampler", "orthogonal")
+"""Mitsuba's samplers; :data:`SAMPLER` is the one every render uses (chosen by benchmarks/sampler_noise.py)."""
+SAMPLER = "independent"
+
 # Mitsuba's camera space is +X left, +Y up, +Z forward; OpenGL's is +X right, +Y up, looking down -Z.
 _GL_TO_MITSUBA = np.diag([-1.0, 1.0, -1.0, 1.0])
 
@@ -60,7 +64,8 @@ class InsertScene:
     """The Mitsuba scene: assets + finite proxy ground + env emitter + the shadow-catcher integrator."""
 
     def __init__(self, parts: list[MeshPart], *, ground_height_m: float, ground_albedo, view: View,
-                 env_height: int = 64, max_depth: int = 3, ground_half_size_m: float | None = None):
+                 env_height: int = 64, max_depth: int = 3, ground_half_size_m: float | None = None,
+                 sampler: str = SAMPLER):
         from .env import import_mitsuba
 
         mi = import_mitsuba()
@@ -83,6 +88,9 @@ class InsertScene:
         self.ground_albedo = tuple(float(c) for c in ground_albedo)
         self.ground_centre = (float(centre[0]), float(centre[2]))
         self.max_depth = int(max_depth)
+        if sampler not in SAMPLERS:
+            raise RenderError(f"unknown sampler {sampler!r}", where="scene", fix=f"use one of {', '.join(SAMPLERS)}")
+        self.sampler = sampler
         self._slots: dict[str, tuple] = {}
         self.scene, self.params, _ = self._slot("main")
         self.set_view(view)
@@ -124,7 +132,7 @@ class InsertScene:
         w, h = self.view.film_size
         sensor = {"type": "perspective", "fov_axis": "x", **_sensor_fields(self.view),
                   "to_world": mi.ScalarTransform4f((np.asarray(self.view.cam_to_world) @ _GL_TO_MITSUBA).tolist()),
-                  "sampler": {"type": "independent", "sample_count": 16},
+                  "sampler": {"type": self.sampler, "sample_count": 16},
                   "film": {"type": "hdrfilm", "width": w, "height": h, "pixel_format": "rgba",
                            "rfilter": {"type": "box"}}}
         scene = {"type": "scene", "integrator": integrator, "sensor": sensor,
