@@ -1,5 +1,5 @@
 """The scenes of the quality benchmarks (samplers, denoising, Cycles): one definition, so every table
-measures the same thing. An asset on the proxy ground under a real HDRI, seen by a camera 1.6 m up.
+measures the same thing. An asset on the proxy ground under a real HDRI, seen by a camera 1 m up, 2 m away.
 
 ``teapot``: the Utah teapot (6.3k triangles), 11 % of the frame; ``bunny``: the Stanford bunny
 (69k triangles), ``bunny1m``: the same bunny midpoint-subdivided twice (1.1M triangles; subdivision
@@ -19,17 +19,17 @@ HDRI = SHARED / "hdri" / "rooitou_park_1k.hdr"
 ENV_HEIGHT = 256
 MATERIAL = dict(base_color=(0.75, 0.22, 0.12), roughness=0.35, metallic=0.0)
 ASSETS = {  # mesh file, position, scale, subdivisions
-    "teapot": ("teapot.obj", (0.0, 0.0, -4.0), 0.1, 0),
-    "bunny": ("stanford-bunny.obj", (0.0, -0.2, -3.0), 9.0, 0),
-    "bunny1m": ("stanford-bunny.obj", (0.0, -0.2, -3.0), 9.0, 2),
+    "teapot": ("teapot.obj", (0.0, 0.0, -2.0), 0.2, 0),
+    "bunny": ("stanford-bunny.obj", (0.0, 0.0, -2.0), 7.5, 0),
+    "bunny1m": ("stanford-bunny.obj", (0.0, 0.0, -2.0), 7.5, 2),
 }
 
 
 def camera(t: float = 0.0) -> np.ndarray:
-    """OpenGL cam_to_world 1.6 m up looking at the asset; ``t`` in 0..1 pans it 0.6 m sideways while it
+    """OpenGL cam_to_world 1 m up looking at the asset 2 m away; ``t`` in 0..1 pans it 0.6 m sideways while it
     keeps looking at the asset (the moving-camera shot of the temporal test)."""
-    eye = np.array([-0.3 + 0.6 * t, 1.6, 0.0])
-    target = np.array([0.0, 0.35, -4.0])
+    eye = np.array([-0.3 + 0.6 * t, 1.0, 0.0])
+    target = np.array([0.0, 0.3, -2.0])
     back = (eye - target) / np.linalg.norm(eye - target)
     right = np.cross([0.0, 1.0, 0.0], back)
     right /= np.linalg.norm(right)
@@ -66,13 +66,14 @@ def env_data():
 
 
 def build(asset: str, width: int, height: int, max_depth: int = 8, sampler: str | None = None, t: float = 0.0,
-          mesh_parts=None):
+          mesh_parts=None, material: str = "principled"):
     """An ``InsertScene`` of the benchmark (``sampler`` None: the renderer's default)."""
     from vfxinsert.scene import SAMPLER, InsertScene, View
 
     view = View(camera(t), FOV_X_DEG, width, height)
     scene = InsertScene(mesh_parts or parts(asset), ground_height_m=0.0, ground_albedo=(0.3, 0.3, 0.3), view=view,
-                        env_height=ENV_HEIGHT, max_depth=max_depth, sampler=sampler or SAMPLER)
+                        env_height=ENV_HEIGHT, max_depth=max_depth, sampler=sampler or SAMPLER,
+                        material=material)
     scene.set_env(env_data())
     return scene
 

@@ -37,7 +37,7 @@ def main() -> None:
     w, h = (int(x) for x in args.size.split("x"))
     mesh = qs.parts(args.asset)
     ref_scene = qs.build(args.asset, w, h, sampler="independent", mesh_parts=mesh)
-    reference = ref_scene.render(seed=10_000, spp=args.reference_spp)
+    reference = qs.reference(ref_scene, f"{args.asset}-{w}x{h}-independent-t0", args.reference_spp)
     rows, base = [], {}
     for sampler in args.samplers:
         scene = qs.build(args.asset, w, h, sampler=sampler, mesh_parts=mesh)
