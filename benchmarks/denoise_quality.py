@@ -47,7 +47,7 @@ def still(args, w, h) -> None:
     from vfxinsert.composite import composite
 
     scene = qs.build(args.asset, w, h)
-    ref = qs.reference(scene, f"{args.asset}-{w}x{h}-{scene.sampler}-t0", args.reference_spp)
+    ref = qs.reference(scene, f"{args.asset}-{w}x{h}-t0", args.reference_spp)
     rgb_r, alpha_r, shadow_r, _ = composite(ref, 0.0)
     untouched = (ref[..., 10] > 0.999) & (shadow_r.min(-1) == 1.0)
     scene.render(seed=0, spp=4)
@@ -73,7 +73,7 @@ def shot(args, w, h) -> None:
     refs = []
     for i, t in enumerate(ts):
         scene.set_view(View(qs.camera(t), qs.FOV_X_DEG, w, h))
-        refs.append(composite(qs.reference(scene, f"{args.asset}-{w}x{h}-{scene.sampler}-shot{i}of{args.frames}",
+        refs.append(composite(qs.reference(scene, f"{args.asset}-{w}x{h}-shot{i}of{args.frames}",
                                            args.reference_spp, seed=20_000 + i), 0.0)[:3] + (None,))
     print(f"{args.asset}, {w}x{h}, {args.frames} frames panning 0.6 m, sampler {scene.sampler}, "
           f"references {args.reference_spp} spp\n")

@@ -60,7 +60,7 @@ def render_final(scene, seed: int, render: RenderConfig, pixels: int) -> FinalLa
 
 def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:
     """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit
-    (a power of two of them, so a power-of-two spp stays one per pass for the low-discrepancy sampler)."""
+    (a power of two of them, so a square spp such as 256 stays square per pass for a stratified sampler)."""
     passes = 1 << max(0, math.ceil(math.log2(pixels * spp / 2**31)))
     per = math.ceil(spp / passes)
     total = None
