@@ -6,7 +6,7 @@ import pytest
 
 from vfxinsert.composite import composite
 from vfxinsert.config import RenderConfig
-from vfxinsert.denoise import SHADOW_MARGIN, _dilate, batch_noise, denoise, render_final
+from vfxinsert.denoise import batch_noise, denoise, render_final, shadow_region
 from vfxinsert.lighting.panorama import mitsuba_env_directions
 from vfxinsert.lighting.sg import SGLobes
 from vfxinsert.scene import SAMPLERS, InsertScene, View
@@ -52,12 +52,13 @@ def test_denoised_layers_keep_the_identity_the_exact_plate_and_beat_raw(scene, r
     comp = d_rgb + (1.0 - alpha) * plate * d_shadow
     # the object is exactly absent where the raw render never saw it
     assert np.all(d_rgb[alpha[..., 0] == 0] == 0.0)
-    # beyond the margin around the raw shadow the multiplier is exactly 1 and the composite is the plate
-    far = ~_dilate(np.any(shadow != 1.0, axis=-1), SHADOW_MARGIN) & (alpha[..., 0] == 0)
-    assert far.sum() > 0.2 * far.size
+    # where raw says the object plays no part (ratio exactly 1), away from the visible shadow, the
+    # multiplier stays exactly 1 and the composite is the plate (most such pixels, even at 64x48)
+    exact = (shadow == 1.0).all(-1) & (alpha[..., 0] == 0)
+    far = exact & ~shadow_region(shadow)
+    assert far.sum() > 0.6 * exact.sum()
     assert np.all(d_shadow[far] == 1.0) and np.array_equal(comp[far], plate[far])
-    # where raw says the object plays no part, the denoised shadow is 1 there too
-    assert np.all(d_shadow[(shadow == 1.0).all(-1) & far] == 1.0)
+    assert np.all(d_shadow[~shadow_region(shadow)] == 1.0)
     # partly covered pixels are no worse than raw; the object and the shadow are better
     raw_full, raw_edge, raw_shadow = _errors(rgb, shadow, reference)
     den_full, den_edge, den_shadow = _errors(d_rgb, d_shadow, reference)

@@ -11,9 +11,10 @@ alpha and the shadow multiplier:
   itself (denoising the with/without ground radiances apart would lose the correlation that makes
   their ratio clean). What the raw render knows exactly stays exact: alpha is the raw alpha, the
   object colour is exactly 0 where alpha is 0, partly covered pixels keep the raw colour (OIDN's
-  result there was measured worse than raw: docs/benchmarks.md), and the shadow is exactly 1 farther
-  than :data:`SHADOW_MARGIN` pixels from any pixel where the raw ratio differs from 1, so the layer
-  identity and "the composite equals the plate there" hold as without the denoiser. Each pass runs
+  result there was measured worse than raw: docs/benchmarks.md), the object pass sees the colour
+  unpremultiplied and continued past the silhouette (not blended with the black background), and the shadow is exactly 1 where the raw
+  ratio is exactly 1 except next to a visible shadow (:func:`shadow_region`), so the layer identity
+  and "the composite equals the plate there" hold as without the denoiser. Each pass runs
   on the bounding box of its region only (an object covering 11 % of a frame costs about that share).
 """
 from __future__ import annotations
@@ -34,7 +35,9 @@ DENOISERS = ("off", "oidn")
 BATCH_SPP = 16
 """Samples per batch of the adaptive stop (a square and a power of two, as stratified samplers want)."""
 SHADOW_MARGIN = 4
-"""Pixels around the raw shadow (ratio != 1) that the denoiser may change; beyond them it stays 1."""
+"""Pixels around a visible raw shadow that the denoiser may change although their raw ratio is 1."""
+SHADOW_VISIBLE = 0.02
+"""A ratio this far from 1 is a visible shadow (or bounce); fainter ones do not widen the region."""
 OBJECT_MARGIN = 4
 """Pixels around the object that the object pass sees as context."""
 
@@ -134,6 +137,23 @@ def _valid(shape, axis: int, d: int) -> np.ndarray:
     return ok[:, None] if axis == 0 else ok[None, :]
 
 
+def _extend(colour: np.ndarray, known: np.ndarray, steps: int) -> np.ndarray:
+    """``colour`` with the pixels outside ``known`` filled, ``steps`` rings deep, by the mean of their known
+    4-neighbours: the denoiser then sees the object's colour continue past its silhouette instead of
+    blending the black background into the pixels next to it."""
+    colour, known = colour.copy(), known.copy()
+    for _ in range(steps):
+        total, count = np.zeros_like(colour), np.zeros(known.shape, np.float32)
+        for axis, d in ((0, 1), (0, -1), (1, 1), (1, -1)):
+            ok = np.roll(known, d, axis) & _valid(known.shape, axis, d)
+            total += np.where(ok[..., None], np.roll(colour, d, axis), 0.0)
+            count += ok
+        grow = ~known & (count > 0)
+        colour[grow] = total[grow] / count[grow][:, None]
+        known |= grow
+    return colour
+
+
 def _oidn(image: np.ndarray) -> np.ndarray:
     try:
         import pyoidn
@@ -152,14 +172,25 @@ def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *, edges: st
     a = alpha[..., 0]
     box = _box(a > 0, OBJECT_MARGIN)
     if box is not None:
-        clean = np.maximum(_oidn(rgb[box]), 0.0)
-        full = (a[box] >= 1.0) if edges == "raw" else (a[box] > 0)
+        covered = a[box] > 0
+        colour = np.where(covered[..., None], rgb[box] / np.maximum(alpha[box], 1e-8), 0.0)
+        clean = np.maximum(_oidn(_extend(colour, covered, OBJECT_MARGIN)), 0.0) * alpha[box]
+        full = (a[box] >= 1.0) if edges == "raw" else covered
         rgb = rgb.copy()
         rgb[box] = np.where(full[..., None], clean, rgb[box])
-    touched = _dilate(np.any(shadow != 1.0, axis=-1), SHADOW_MARGIN)
-    box = _box(touched, 0)
+    region = shadow_region(shadow)
+    box = _box(region, 0)
     if box is not None:
         clean = np.maximum(_oidn(shadow[box]), 0.0)
         shadow = shadow.copy()
-        shadow[box] = np.where(touched[box][..., None], clean, 1.0)
+        shadow[box] = np.where(region[box][..., None], clean, 1.0)
     return rgb, shadow
+
+
+def shadow_region(shadow: np.ndarray) -> np.ndarray:
+    """Where the denoised shadow may differ from 1: every pixel whose raw ratio is not exactly 1, and the
+    pixels within SHADOW_MARGIN of a visible shadow (a ratio off 1 by more than SHADOW_VISIBLE), where a
+    raw 1 is noise (a penumbra pixel whose few samples all missed). Elsewhere a raw 1 stays exactly 1:
+    the scattered pixels a faint bounce off the object touched do not spread the denoiser over the plate."""
+    visible = np.any(np.abs(shadow - 1.0) > SHADOW_VISIBLE, axis=-1)
+    return _dilate(visible, SHADOW_MARGIN) | np.any(shadow != 1.0, axis=-1)
