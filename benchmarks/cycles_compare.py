@@ -43,7 +43,7 @@ def write_job(folder: Path, scene, parts, spp: int, seeds, material: dict, threa
     from vfxinsert.plates import read_image
 
     env = box_downsample(read_image(qs.HDRI).rgb, qs.ENV_HEIGHT)
-    write_exr(folder / "env.exr", {c: np.ascontiguousarray(env[..., i]) for i, c in enumerate("RGB")})
+    write_exr(folder / "env.exr", {c: np.ascontiguousarray(env[..., i]) for i, c in enumerate("RGB")}, precision="float")
     np.savez(folder / "mesh.npz", vertices=np.concatenate([p.vertices for p in parts]),
              faces=np.concatenate([p.faces + sum(len(q.vertices) for q in parts[:i]) for i, p in enumerate(parts)]))
     w, h = scene.view.film_size

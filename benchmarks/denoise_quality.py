@@ -9,7 +9,9 @@
    covered in both frames (relative to the mean colour) and over the shadow region in both (absolute):
    what a viewer sees crawl. The references are converged renders of each frame.
 
-Run:  nice -n 15 python benchmarks/denoise_quality.py [still|shot] [--asset teapot] [--size 480x270]
+3. ``target``: ``[render] noise_target`` (raw): the spp each target took and the error it reached.
+
+Run:  nice -n 15 python benchmarks/denoise_quality.py still|shot|target [--asset teapot] [--size 480x270]
 (prints Markdown tables; references are cached, see quality_scenes.reference)
 """
 from __future__ import annotations
@@ -106,9 +108,30 @@ def shot(args, w, h) -> None:
               f"{secs / args.frames:.2f} |")
 
 
+def target(args, w, h) -> None:
+    """The noise_target stop: spp taken, the noise it estimated, and the error against the reference."""
+    from vfxinsert.config import RenderConfig
+    from vfxinsert.denoise import render_final
+
+    scene = qs.build(args.asset, w, h)
+    ref = qs.reference(scene, f"{args.asset}-{w}x{h}-t0", args.reference_spp)
+    from vfxinsert.composite import composite
+
+    rgb_r, alpha_r, shadow_r, _ = composite(ref, 0.0)
+    print(f"{args.asset}, {w}x{h}, sampler {scene.sampler}, batches of 16 spp, reference {args.reference_spp} spp\n")
+    print("| noise_target | spp taken | object rel. RMSE | shadow RMSE | s |")
+    print("|---|---|---|---|---|")
+    for t in args.targets:
+        t0 = time.perf_counter()
+        out = render_final(scene, 1, RenderConfig(spp=1024, noise_target=t), w * h)
+        e = qs.errors_of(out.rgb, out.alpha, out.shadow, rgb_r, alpha_r, shadow_r, ref[..., 10])
+        print(f"| {t} | {out.spp} | {e['object']:.4f} | {e['shadow']:.4f} | {time.perf_counter() - t0:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("case", choices=["still", "shot"])
+    ap.add_argument("case", choices=["still", "shot", "target"])
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.1, 0.05, 0.03])
     ap.add_argument("--asset", default="teapot", choices=sorted(qs.ASSETS))
     ap.add_argument("--size", default="480x270")
     ap.add_argument("--raw-spp", type=int, nargs="+", default=[16, 32, 64, 128])
@@ -117,7 +140,7 @@ def main() -> None:
     ap.add_argument("--reference-spp", type=int, default=4096)
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
-    (still if args.case == "still" else shot)(args, w, h)
+    {"still": still, "shot": shot, "target": target}[args.case](args, w, h)
 
 
 if __name__ == "__main__":

@@ -234,16 +234,24 @@ class InsertScene:
         """Where differentiable renders put their tensors: "cuda" for Mitsuba's CUDA variants."""
         return "cuda" if self._mi.variant().startswith("cuda") else "cpu"
 
+    def sample_count(self, spp: int) -> int:
+        """The samples per pixel the sampler takes for ``spp``: ``multijitter`` rounds up to an a x b grid
+        (a = floor(sqrt(spp)): 128 -> 132), as Mitsuba does; asking for that count spares its warning."""
+        if self.sampler != "multijitter":
+            return spp
+        a = max(1, math.isqrt(spp))
+        return a * -(-spp // a)
+
     def render(self, seed: int, spp: int) -> np.ndarray:
         """(H, W, 11) layers (integrator.py: R, G, B, A, then its AOVs) with the current environment, as numpy."""
         import drjit as dr
 
         with dr.suspend_grad():
-            return np.array(self._mi.render(self.scene, seed=seed, spp=spp))
+            return np.array(self._mi.render(self.scene, seed=seed, spp=self.sample_count(spp)))
 
     def render_torch(self, env, seed: int, spp: int, slot: str = "main"):
         """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout).
 
         Renders whose gradients meet in one ``backward()`` with different envs need different slots.
         """
-        return self._slot(slot)[2](env, seed, spp)
+        return self._slot(slot)[2](env, seed, self.sample_count(spp))
