@@ -12,10 +12,10 @@ alpha and the shadow multiplier:
   their ratio clean). What the raw render knows exactly stays exact: alpha is the raw alpha, the
   object colour is exactly 0 where alpha is 0, partly covered pixels keep the raw colour (OIDN's
   result there was measured worse than raw: docs/benchmarks.md), the object pass sees the colour
-  unpremultiplied and continued past the silhouette (not blended with the black background), and the shadow is exactly 1 where the raw
-  ratio is exactly 1 except next to a visible shadow (:func:`shadow_region`), so the layer identity
-  and "the composite equals the plate there" hold as without the denoiser. Each pass runs
-  on the bounding box of its region only (an object covering 11 % of a frame costs about that share).
+  unpremultiplied and continued past the silhouette (not blended with the black background), and
+  the shadow is exactly 1 where the raw ratio is exactly 1 except next to a visible shadow
+  (:func:`shadow_region`), so the layer identity and "the composite equals the plate there" hold as
+  without the denoiser. Each pass runs on the bounding box of its region only.
 """
 from __future__ import annotations
 
@@ -30,8 +30,6 @@ from .errors import RenderError
 if TYPE_CHECKING:
     from .config import RenderConfig
 
-DENOISERS = ("off", "oidn")
-"""``[render] denoise``: none, or Intel Open Image Denoise (``pyoidn``, CPU)."""
 BATCH_SPP = 16
 """Samples per batch of the adaptive stop (a square and a power of two, as stratified samplers want)."""
 SHADOW_MARGIN = 4
@@ -62,9 +60,8 @@ def render_final(scene, seed: int, render: RenderConfig, pixels: int) -> FinalLa
 
 
 def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:
-    """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit
-    (a power of two of them, so a square spp such as 256 stays square per pass for a stratified sampler)."""
-    passes = 1 << max(0, math.ceil(math.log2(pixels * spp / 2**31)))
+    """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit."""
+    passes = max(1, math.ceil(pixels * spp / 2**31))
     per = math.ceil(spp / passes)
     total = None
     for k in range(passes):

@@ -71,10 +71,10 @@ def material_bsdf(part: MeshPart, model: str, mi) -> dict:
 
     ``principled``: Mitsuba's principled BSDF (the contract's default); it adds its specular lobe on top
     of the diffuse one, so a dielectric renders some percent brighter than standard surfaces.
-    ``conserving``: what Cycles' Principled (v2), Arnold's and RenderMan's standard surfaces do: a GGX
-    dielectric coat (IOR 1.5, alpha = roughness^2) over the diffuse base, the base getting only the
-    light the coat transmits (Mitsuba's ``roughplastic``), blended with a GGX mirror tinted by the base
-    colour by ``metallic``. docs/benchmarks.md compares both with Cycles.
+    ``conserving``: the layering of Cycles' Principled (v2) and the standard surfaces: a GGX dielectric
+    coat (IOR 1.5, alpha = roughness^2) over the diffuse base, the base getting only the light the coat
+    transmits (Mitsuba's ``roughplastic``; it never reflects more than it receives), blended with a GGX
+    mirror tinted by the base colour by ``metallic``. docs/benchmarks.md compares both with Cycles.
     """
     color = ({"type": "bitmap", "raw": True, "bitmap": mi.Bitmap(part.base_color_texture)}
              if part.base_color_texture is not None else {"type": "rgb", "value": list(part.base_color)})
