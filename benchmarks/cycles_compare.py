@@ -13,7 +13,9 @@ case it reports, from two seeds per renderer (no reference needed for noise):
   its bias is measured by benchmarks/denoise_quality.py);
 - alignment: IoU of alpha > 0.5; shadow agreement: mean |difference| of the multipliers over that
   region; object brightness: mean colour ratio vfxinsert / Cycles over the fully covered pixels,
-  for the ``principled`` and ``conserving`` material models and for a Lambert material.
+  for Mitsuba's ``principled`` (what vfxinsert renders), and with ``--materials`` for a Lambert material
+  in both and for Mitsuba's ``roughplastic`` (an energy-conserving GGX coat over the diffuse base: the
+  candidate mapping to Cycles' Principled) against Cycles' Principled.
 
 Run (set up the Blender venv once: python3.11 -m venv /work/venv-bpy && /work/venv-bpy/bin/pip install
 bpy==4.2.0; it is never a dependency of vfxinsert or of its tests):
@@ -147,19 +149,20 @@ def _brightness(vfx, cyc, full) -> float:
 
 
 def _materials(args, scene, parts, w, h, full, cyc_principled, folder: Path) -> dict:
-    """Object brightness of the conserving model against Cycles' Principled, and of Lambert in both."""
+    """Object brightness of a roughplastic coat against Cycles' Principled, and of Lambert in both."""
     from dataclasses import replace
 
-    out = {}
-    conserving = qs.build(args.asset, w, h, mesh_parts=parts, material="conserving")
-    out["conserving"] = _brightness(vfx_renders(conserving, args.spp, (1, 2), False)[0], cyc_principled, full)
-    diffuse = {"type": "diffuse", "base_color": list(qs.MATERIAL["base_color"])}
-    lambert_parts = [replace(p, bsdf={"type": "diffuse", "reflectance": {"type": "rgb", "value": list(p.base_color)}})
-                     for p in parts]
-    lambert = qs.build(args.asset, w, h, mesh_parts=lambert_parts)
-    write_job(folder, scene, parts, args.spp, (1, 2), diffuse, args.threads)
+    def with_bsdf(bsdf: dict):
+        return qs.build(args.asset, w, h, mesh_parts=[replace(p, bsdf=bsdf) for p in parts])
+
+    colour = {"type": "rgb", "value": list(qs.MATERIAL["base_color"])}
+    coat = with_bsdf({"type": "roughplastic", "distribution": "ggx", "alpha": qs.MATERIAL["roughness"] ** 2,
+                      "int_ior": 1.5, "nonlinear": False, "diffuse_reflectance": colour})
+    out = {"roughplastic": _brightness(vfx_renders(coat, args.spp, (1, 2), False)[0], cyc_principled, full)}
+    write_job(folder, scene, parts, args.spp, (1, 2), {"type": "diffuse", "base_color": colour["value"]}, args.threads)
     run_cycles(args.blender_python, folder)
     cyc = [read_cycles(folder / f"cycles_{args.spp}_{s}.exr") for s in (1, 2)]
+    lambert = with_bsdf({"type": "diffuse", "reflectance": colour})
     out["Lambert"] = _brightness(vfx_renders(lambert, args.spp, (1, 2), False)[0], cyc, full)
     return out
 

@@ -66,14 +66,13 @@ def env_data():
 
 
 def build(asset: str, width: int, height: int, max_depth: int = 8, sampler: str | None = None, t: float = 0.0,
-          mesh_parts=None, material: str = "principled"):
+          mesh_parts=None):
     """An ``InsertScene`` of the benchmark (``sampler`` None: the renderer's default)."""
     from vfxinsert.scene import SAMPLER, InsertScene, View
 
     view = View(camera(t), FOV_X_DEG, width, height)
     scene = InsertScene(mesh_parts or parts(asset), ground_height_m=0.0, ground_albedo=(0.3, 0.3, 0.3), view=view,
-                        env_height=ENV_HEIGHT, max_depth=max_depth, sampler=sampler or SAMPLER,
-                        material=material)
+                        env_height=ENV_HEIGHT, max_depth=max_depth, sampler=sampler or SAMPLER)
     scene.set_env(env_data())
     return scene
 

@@ -106,23 +106,3 @@ def test_every_sampler_keeps_the_ratio_exactly_one_where_the_object_plays_no_par
     assert np.array_equal(layers[..., 4:7][ground], layers[..., 7:10][ground])
     assert np.all(composite(layers, 0.0)[2] == 1.0)
 
-
-@pytest.mark.parametrize("metallic", [0.0, 0.5])
-def test_conserving_material_reflects_at_most_what_it_receives(metallic):
-    """White furnace (constant env of radiance 1, no ground in view): a white energy-conserving surface
-    renders at most 1, Mitsuba's principled more (its specular lobe is added on top of the diffuse one).
-    Measured: conserving 0.88 (dielectric) / 0.92 (half metal), principled 1.054 / 1.010: the coat's
-    single-scattering GGX and its Fresnel lose some light at grazing angles."""
-    from dataclasses import replace
-
-    view = View(look_at((0, 0, 3.0), (0, 0, 0)), 30.0, 32, 32)
-    means = {}
-    for model in ("conserving", "principled"):
-        part = replace(sphere((0, 0, 0), 0.6), base_color=(1.0, 1.0, 1.0), roughness=0.35, metallic=metallic)
-        s = InsertScene([part], ground_height_m=-50.0, ground_albedo=(0.0,) * 3, view=view, env_height=16,
-                        max_depth=32, ground_half_size_m=1.0, material=model)
-        s.set_env(np.ones((16, 34, 3), np.float32))
-        layers = s.render(seed=2, spp=64)
-        means[model] = float(layers[..., :3][layers[..., 3] > 0.999].mean())
-    assert 0.8 < means["conserving"] <= 1.0, means
-    assert means["principled"] > 1.005 and means["principled"] > means["conserving"] + 0.05, means

@@ -303,8 +303,6 @@ class RenderConfig:
     """Denoiser of final renders: "off" or "oidn" (Intel Open Image Denoise on the CPU; vfxinsert/denoise.py)."""
     noise_target: float = 0.0
     """0: spp samples; > 0: stop once the object's relative noise and the shadow's are at most this (0.02 = 2 %)."""
-    material: Literal["principled", "conserving"] = "principled"
-    """Asset materials as Mitsuba's principled BSDF, or "conserving": energy-conserving like Cycles' Principled."""
 
     def validate(self, where: str) -> None:
         if self.spp < 1 or self.max_depth < 1 or not 0.0 <= self.noise_target < 1.0:

@@ -45,7 +45,7 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     or None for a static camera). Input of :func:`render_frame_hash`."""
     tone = env.tone.to_json() if env.tone is not None else None
     return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth,
-                       shot.render.denoise, shot.render.noise_target, shot.render.material, _assets_digest(shot),
+                       shot.render.denoise, shot.render.noise_target, _assets_digest(shot),
                        shot.ground.height_m, shot.ground.albedo, env.ground_albedo, shot.output.precision,
                        shot.output.compression,
                        None if track is None else [track.frames, track.cam_to_world.tolist()],

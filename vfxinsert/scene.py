@@ -24,8 +24,6 @@ shadow variance than ``independent`` for about 5-10 % more time, and takes any s
 128 -> 132). ``ldsampler`` cut the object's variance more but not the shadow's, and rounds spp up to a
 square power of two (128 -> 256: twice the time)."""
 SAMPLER = "multijitter"
-MATERIALS = ("principled", "conserving")
-"""How asset materials render (``[render] material``), see :func:`material_bsdf`."""
 
 # Mitsuba's camera space is +X left, +Y up, +Z forward; OpenGL's is +X right, +Y up, looking down -Z.
 _GL_TO_MITSUBA = np.diag([-1.0, 1.0, -1.0, 1.0])
@@ -66,37 +64,12 @@ def _sensor_fields(view: View) -> dict:
             "principal_point_offset_y": -(view.height / 2.0 - y0 - h / 2.0) / h}
 
 
-def material_bsdf(part: MeshPart, model: str, mi) -> dict:
-    """The Mitsuba BSDF of a part's base colour / roughness / metallic under a material model.
-
-    ``principled``: Mitsuba's principled BSDF (the contract's default); it adds its specular lobe on top
-    of the diffuse one, so a dielectric renders some percent brighter than standard surfaces.
-    ``conserving``: the layering of Cycles' Principled (v2) and the standard surfaces: a GGX dielectric
-    coat (IOR 1.5, alpha = roughness^2) over the diffuse base, the base getting only the light the coat
-    transmits (Mitsuba's ``roughplastic``; it never reflects more than it receives), blended with a GGX
-    mirror tinted by the base colour by ``metallic``. docs/benchmarks.md compares both with Cycles.
-    """
-    color = ({"type": "bitmap", "raw": True, "bitmap": mi.Bitmap(part.base_color_texture)}
-             if part.base_color_texture is not None else {"type": "rgb", "value": list(part.base_color)})
-    if model == "principled":
-        return {"type": "principled", "roughness": part.roughness, "metallic": part.metallic, "base_color": color}
-    alpha = max(part.roughness, 0.03) ** 2
-    coat = {"type": "roughplastic", "distribution": "ggx", "alpha": alpha, "int_ior": 1.5, "ext_ior": 1.0,
-            "nonlinear": False, "diffuse_reflectance": color}
-    if part.metallic <= 0.0:
-        return coat
-    metal = {"type": "roughconductor", "distribution": "ggx", "alpha": alpha, "material": "none",
-             "specular_reflectance": color}
-    return metal if part.metallic >= 1.0 else {"type": "blendbsdf", "weight": part.metallic, "bsdf_0": coat,
-                                               "bsdf_1": metal}
-
-
 class InsertScene:
     """The Mitsuba scene: assets + finite proxy ground + env emitter + the shadow-catcher integrator."""
 
     def __init__(self, parts: list[MeshPart], *, ground_height_m: float, ground_albedo, view: View,
                  env_height: int = 64, max_depth: int = 3, ground_half_size_m: float | None = None,
-                 sampler: str = SAMPLER, material: str = "principled"):
+                 sampler: str = SAMPLER):
         from .env import import_mitsuba
 
         mi = import_mitsuba()
@@ -122,9 +95,6 @@ class InsertScene:
         if sampler not in SAMPLERS:
             raise RenderError(f"unknown sampler {sampler!r}", where="scene", fix=f"use one of {', '.join(SAMPLERS)}")
         self.sampler = sampler
-        if material not in MATERIALS:
-            raise RenderError(f"unknown material model {material!r}", where="scene", fix=f"use one of {', '.join(MATERIALS)}")
-        self.material = material
         self._slots: dict[str, tuple] = {}
         self.scene, self.params, _ = self._slot("main")
         self.set_view(view)
@@ -186,8 +156,12 @@ class InsertScene:
 
     def _mesh(self, part: MeshPart):
         mi = self._mi
+        bsdf: dict = part.bsdf or {"type": "principled", "roughness": part.roughness, "metallic": part.metallic,
+                                   "base_color": {"type": "rgb", "value": list(part.base_color)}}
+        if part.base_color_texture is not None and part.bsdf is None:
+            bsdf["base_color"] = {"type": "bitmap", "raw": True, "bitmap": mi.Bitmap(part.base_color_texture)}
         props = mi.Properties()
-        props["bsdf"] = mi.load_dict(part.bsdf or material_bsdf(part, self.material, mi))
+        props["bsdf"] = mi.load_dict(bsdf)
         mesh = mi.Mesh(part.name, len(part.vertices), len(part.faces), props=props,
                        has_vertex_normals=True, has_vertex_texcoords=part.uvs is not None)
         p = mi.traverse(mesh)

@@ -143,7 +143,7 @@ class ShotContext:
 
         return InsertScene(list(self.parts), ground_height_m=self.ground_height_m,
                            ground_albedo=self.ground_albedo if ground_albedo is None else ground_albedo,
-                           view=view, env_height=env_height, max_depth=max_depth, material=self.shot.render.material)
+                           view=view, env_height=env_height, max_depth=max_depth)
 
 
 def ground_albedo_from_plate(plate_rgb: np.ndarray, cam_to_world: np.ndarray, intrinsics, bounds,
