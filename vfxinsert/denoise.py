@@ -160,7 +160,8 @@ def _oidn(image: np.ndarray) -> np.ndarray:
     return pyoidn.denoise(np.ascontiguousarray(image, np.float32), hdr=True)
 
 
-def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *, edges: str = "raw") -> tuple[np.ndarray, np.ndarray]:
+def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *,
+            edges: str = "raw") -> tuple[np.ndarray, np.ndarray]:
     """Denoised (object colour, shadow multiplier) of one raw render (module docstring); alpha is kept.
 
     ``edges``: what partly covered pixels get, "raw" (the default) or "oidn" (benchmarks compare them).

@@ -18,12 +18,17 @@ if TYPE_CHECKING:
     from .assets import MeshPart
 
 SAMPLERS = ("independent", "stratified", "multijitter", "ldsampler", "orthogonal")
-"""Mitsuba's samplers. :data:`SAMPLER`, the one every render uses, was chosen by benchmarks/sampler_noise.py
+"""Mitsuba's samplers. :data:`SAMPLER`, the one final renders use, was chosen by benchmarks/sampler_noise.py
 (docs/benchmarks.md): at equal samples ``multijitter`` had 2.3-5x less object variance and about 2x less
 shadow variance than ``independent`` for about 5-10 % more time, and takes any spp (it rounds up to a grid,
 128 -> 132). ``ldsampler`` cut the object's variance more but not the shadow's, and rounds spp up to a
-square power of two (128 -> 256: twice the time)."""
+square power of two (128 -> 256: twice the time). Final renders only: the optimisation's differentiable
+renders keep :data:`OPTIMISATION_SAMPLER` (with ``multijitter`` the known-answer solve of
+tests/lighting/test_loop.py missed the sun's colour by 21 %: its primal and adjoint samples correlate)."""
 SAMPLER = "multijitter"
+OPTIMISATION_SAMPLER = "independent"
+FINAL_SENSOR = "sensor_final"
+"""Id of the second camera (same pose, the final-render sampler) that :meth:`InsertScene.render` uses."""
 
 # Mitsuba's camera space is +X left, +Y up, +Z forward; OpenGL's is +X right, +Y up, looking down -Z.
 _GL_TO_MITSUBA = np.diag([-1.0, 1.0, -1.0, 1.0])
@@ -136,11 +141,14 @@ class InsertScene:
         w, h = self.view.film_size
         sensor = {"type": "perspective", "fov_axis": "x", **_sensor_fields(self.view),
                   "to_world": mi.ScalarTransform4f((np.asarray(self.view.cam_to_world) @ _GL_TO_MITSUBA).tolist()),
-                  "sampler": {"type": self.sampler, "sample_count": 16},
+                  "sampler": {"type": OPTIMISATION_SAMPLER, "sample_count": 16},
                   "film": {"type": "hdrfilm", "width": w, "height": h, "pixel_format": "rgba",
                            "rfilter": {"type": "box"}}}
         scene = {"type": "scene", "integrator": integrator, "sensor": sensor,
                  "env": {"type": "envmap", "bitmap": env_bitmap}}
+        if self.sampler != OPTIMISATION_SAMPLER:
+            scene[FINAL_SENSOR] = {**sensor, "sampler": {"type": self.sampler, "sample_count": 16},
+                                   "film": dict(sensor["film"])}
         if with_ground:
             cx, cz = self.ground_centre
             scene[PLANE_ID] = {
@@ -191,9 +199,11 @@ class InsertScene:
             self._apply_view(params, view)
 
     def _apply_view(self, params, view: View) -> None:
-        params["sensor.to_world"] = self._mi.Transform4f((np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist())
-        for key, value in _sensor_fields(view).items():
-            params[f"sensor.{'x_fov' if key == 'fov' else key}"] = value
+        to_world = (np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist()
+        for sensor in ("sensor", FINAL_SENSOR) if self.sampler != OPTIMISATION_SAMPLER else ("sensor",):
+            params[f"{sensor}.to_world"] = self._mi.Transform4f(to_world)
+            for key, value in _sensor_fields(view).items():
+                params[f"{sensor}.{'x_fov' if key == 'fov' else key}"] = value
         params.update()
 
     def set_env(self, data: np.ndarray) -> None:
@@ -220,12 +230,13 @@ class InsertScene:
         """(H, W, 11) layers (integrator.py: R, G, B, A, then its AOVs) with the current environment, as numpy."""
         import drjit as dr
 
+        sensor = next((x for x in self.scene.sensors() if x.id() == FINAL_SENSOR), self.scene.sensors()[0])
         with dr.suspend_grad():
-            return np.array(self._mi.render(self.scene, seed=seed, spp=self.sample_count(spp)))
+            return np.array(self._mi.render(self.scene, sensor=sensor, seed=seed, spp=self.sample_count(spp)))
 
     def render_torch(self, env, seed: int, spp: int, slot: str = "main"):
         """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout).
 
         Renders whose gradients meet in one ``backward()`` with different envs need different slots.
         """
-        return self._slot(slot)[2](env, seed, self.sample_count(spp))
+        return self._slot(slot)[2](env, seed, spp)
