@@ -99,6 +99,8 @@ CASES = [
     (("[render]", "[render]\nsamples = 4"), ConfigError, ["[render]", "unknown key 'samples'", "spp, max_depth"]),
     (("spp = 128", 'spp = "lots"'), ConfigError, ["[render] spp", "expected an integer"]),
     (("spp = 128", "spp = 12.5"), ConfigError, ["[render] spp", "expected an integer"]),
+    (("spp = 128", 'spp = 128\ndenoise = "fast"'), ConfigError, ["[render] denoise", "oidn"]),
+    (("spp = 128", "spp = 128\nnoise_target = 1.5"), ConfigError, ["[render]", "noise_target < 1"]),
     (("optimize = true", "optimize = 1"), ConfigError, ["[lighting] optimize", "true or false"]),
     (("frames = [1001, 1003]", "frames = [1003, 1001]"), ConfigError, ["[plate] frames", "after last frame"]),
     (("frames = [1001, 1003]", "frames = [1001]"), ConfigError, ["[plate] frames", "expected 2 values"]),

@@ -149,8 +149,9 @@ def test_latlong_marker_in_centre_column_is_straight_ahead_of_a_camera_looking_d
     params["env.data"] = mi.TensorXf(hdri_to_mitsuba_env(latlong, h))
     params.update()
     img = np.array(mi.render(ref, spp=16))[..., :3].sum(-1)
-    y, x = np.unravel_index(img.argmax(), img.shape)
-    assert abs(y - 15) <= 1 and abs(x - 15) <= 1
+    # the marker's centroid (its pixels tie at full radiance under a stratified sampler: not argmax)
+    ys, xs = np.nonzero(img > 0.5 * img.max())
+    assert 4 <= len(ys) < 400 and abs(ys.mean() - 15) <= 1 and abs(xs.mean() - 15) <= 1
 
 
 def test_composite_with_true_hdri_matches_plain_mitsuba_path_render(shared_data):
@@ -200,7 +201,9 @@ def test_outside_object_and_shadow_the_composite_is_the_plate_exactly():
     assert np.array_equal(comp[away], plate[away]) and np.all(shadow[away] == 1.0)
     ground_only = (alpha[..., 0] == 0) & (layers[..., 10] == 1)
     exact = np.all(shadow == 1.0, axis=-1) & ground_only
-    assert exact.sum() > 0.3 * ground_only.sum()               # shared random numbers: most ground pixels
+    # shared random numbers: many ground pixels (measured 35 % with `independent`, 28-29 % with the default
+    # `multijitter`: well-spread samples leave fewer pixels whose samples all miss the object's influence)
+    assert exact.sum() > 0.2 * ground_only.sum()
     assert np.array_equal(comp[exact], plate[exact])
     assert shadow[ground_only].min() < 0.5                     # and a real shadow exists
 

@@ -217,13 +217,18 @@ class LightingConfig:
 @dataclass(frozen=True)
 class RenderConfig:
     spp: int = 128
-    """Samples per pixel for final renders."""
+    """Samples per pixel for final renders (with noise_target: the most a frame may take)."""
     max_depth: int = 8
     """Path depth for final renders (optimisation may use less)."""
+    denoise: Literal["off", "oidn"] = "off"
+    """Denoiser of final renders: "off" or "oidn" (Intel Open Image Denoise on the CPU; vfxinsert/denoise.py)."""
+    noise_target: float = 0.0
+    """0: spp samples; > 0: stop once the object's relative noise and the shadow's are at most this (0.02 = 2 %)."""
 
     def validate(self, where: str) -> None:
-        if self.spp < 1 or self.max_depth < 1:
-            raise ConfigError("spp and max_depth must be >= 1", where=where, fix="e.g. spp = 128, max_depth = 8")
+        if self.spp < 1 or self.max_depth < 1 or not 0.0 <= self.noise_target < 1.0:
+            raise ConfigError("need spp >= 1, max_depth >= 1, 0 <= noise_target < 1", where=where,
+                              fix="e.g. spp = 128, max_depth = 8, noise_target = 0.02 (or 0: a fixed spp)")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -46,7 +45,8 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     render settings, assets, ground, output format and camera (``track``: ``read_chan(shot.camera.track)``,
     or None for a static camera). Input of :func:`render_frame_hash`."""
     tone = env.tone.to_json() if env.tone is not None else None
-    return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth, _assets_digest(shot),
+    return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth,
+                       shot.render.denoise, shot.render.noise_target, _assets_digest(shot),
                        shot.ground.height_m, shot.ground.albedo, env.ground_albedo, shot.output.precision,
                        shot.output.compression,
                        None if shot.camera.track is None or track is None else [track.frames, track.cam_to_world.tolist()],
@@ -87,7 +87,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
     """
     from .exr import FrameMetadata, stored_inputs_hash, write_insert_layers
     from .lighting.tone import apply_tone
-    from .composite import composite
+    from .denoise import render_final
     from .lens import redistort
     from .scene import View
     from .shot import ShotContext
@@ -125,12 +125,14 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                       where=str(plate.path), fix="give every plate frame the same format")
                 else:
                     scene.set_view(view)
-                rendered = _render_passes(scene, frame_seed(shot.name, frame), shot.render.spp,
-                                          view.render_size[0] * view.render_size[1])
-                if lens is not None:
-                    _write_undistorted(shot, env, frame, rendered, lens, (w, h), quantise)
-                    rendered = redistort(rendered, lens, context.stmap(frame, w, h))
-                rgb, alpha, shadow, _ = composite(rendered, plate.rgb)
+
+                def lens_pass(layers, frame=frame, lens=lens):   # undistorted layers -> the plate's pixels
+                    _write_undistorted(shot, env, frame, layers, lens, (w, h), quantise)
+                    return redistort(layers, lens, context.stmap(frame, w, h))
+
+                rgb, alpha, shadow, _ = render_final(scene, frame_seed(shot.name, frame), shot.render,
+                                                     view.render_size[0] * view.render_size[1],
+                                                     between=lens_pass if lens is not None else None)
                 rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
                 rgb, alpha, shadow, plate_q = (quantise(np.ascontiguousarray(x)) for x in (rgb, alpha, shadow, plate.rgb))
                 comp = rgb + (1.0 - alpha) * plate_q * shadow
@@ -179,13 +181,3 @@ def _write_undistorted(shot: ShotConfig, env: Environment, frame: int, rendered:
                           "undistorted render with overscan (object R,G,B,A premultiplied; shadow.R/G/B); "
                           f"redistort it with [camera] distortion {shot.camera.distortion.name}"})
 
-
-def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:
-    """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit."""
-    passes = max(1, math.ceil(pixels * spp / 2**31))
-    per = math.ceil(spp / passes)
-    total = None
-    for k in range(passes):
-        layers = scene.render(seed + k * 7919, per)
-        total = layers if total is None else total + layers
-    return total / passes

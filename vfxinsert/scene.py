@@ -17,6 +17,19 @@ from .errors import RenderError
 if TYPE_CHECKING:
     from .assets import MeshPart
 
+SAMPLERS = ("independent", "stratified", "multijitter", "ldsampler", "orthogonal")
+"""Mitsuba's samplers. :data:`SAMPLER`, the one final renders use, was chosen by benchmarks/sampler_noise.py
+(docs/benchmarks.md): at equal samples ``multijitter`` had 2.3-5x less object variance and about 2x less
+shadow variance than ``independent`` for about 5-10 % more time, and takes any spp (it rounds up to a grid,
+128 -> 132). ``ldsampler`` cut the object's variance more but not the shadow's, and rounds spp up to a
+square power of two (128 -> 256: twice the time). Final renders only: the optimisation's differentiable
+renders keep :data:`OPTIMISATION_SAMPLER` (with ``multijitter`` the known-answer solve of
+tests/lighting/test_loop.py missed the sun's colour by 21 %: its primal and adjoint samples correlate)."""
+SAMPLER = "multijitter"
+OPTIMISATION_SAMPLER = "independent"
+FINAL_SENSOR = "sensor_final"
+"""Id of the second camera (same pose, the final-render sampler) that :meth:`InsertScene.render` uses."""
+
 # Mitsuba's camera space is +X left, +Y up, +Z forward; OpenGL's is +X right, +Y up, looking down -Z.
 _GL_TO_MITSUBA = np.diag([-1.0, 1.0, -1.0, 1.0])
 
@@ -92,7 +105,8 @@ class InsertScene:
     """The Mitsuba scene: assets + finite proxy ground + env emitter + the shadow-catcher integrator."""
 
     def __init__(self, parts: list[MeshPart], *, ground_height_m: float, ground_albedo, view: View,
-                 env_height: int = 64, max_depth: int = 3, ground_half_size_m: float | None = None):
+                 env_height: int = 64, max_depth: int = 3, ground_half_size_m: float | None = None,
+                 sampler: str = SAMPLER):
         from .env import import_mitsuba
 
         mi = import_mitsuba()
@@ -115,6 +129,9 @@ class InsertScene:
         self.ground_albedo = tuple(float(c) for c in ground_albedo)
         self.ground_centre = (float(centre[0]), float(centre[2]))
         self.max_depth = int(max_depth)
+        if sampler not in SAMPLERS:
+            raise RenderError(f"unknown sampler {sampler!r}", where="scene", fix=f"use one of {', '.join(SAMPLERS)}")
+        self.sampler = sampler
         self._slots: dict[str, tuple] = {}
         self.scene, self.params, _ = self._slot("main")
         self.set_view(view)
@@ -156,11 +173,14 @@ class InsertScene:
         w, h = self.view.render_size
         sensor = {"type": "perspective", "fov_axis": "x", **_sensor_fields(self.view),
                   "to_world": mi.ScalarTransform4f((np.asarray(self.view.cam_to_world) @ _GL_TO_MITSUBA).tolist()),
-                  "sampler": {"type": "independent", "sample_count": 16},
+                  "sampler": {"type": OPTIMISATION_SAMPLER, "sample_count": 16},
                   "film": {"type": "hdrfilm", "width": w, "height": h, "pixel_format": "rgba",
                            "rfilter": {"type": "box"}}}
         scene = {"type": "scene", "integrator": integrator, "sensor": sensor,
                  "env": {"type": "envmap", "bitmap": env_bitmap}}
+        if self.sampler != OPTIMISATION_SAMPLER:
+            scene[FINAL_SENSOR] = {**sensor, "sampler": {"type": self.sampler, "sample_count": 16},
+                                   "film": dict(sensor["film"])}
         if with_ground:
             cx, cz = self.ground_centre
             scene[PLANE_ID] = {
@@ -211,9 +231,11 @@ class InsertScene:
             self._apply_view(params, view)
 
     def _apply_view(self, params, view: View) -> None:
-        params["sensor.to_world"] = self._mi.Transform4f((np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist())
-        for key, value in _sensor_fields(view).items():
-            params[f"sensor.{'x_fov' if key == 'fov' else key}"] = value
+        to_world = (np.asarray(view.cam_to_world) @ _GL_TO_MITSUBA).tolist()
+        for sensor in ("sensor", FINAL_SENSOR) if self.sampler != OPTIMISATION_SAMPLER else ("sensor",):
+            params[f"{sensor}.to_world"] = self._mi.Transform4f(to_world)
+            for key, value in _sensor_fields(view).items():
+                params[f"{sensor}.{'x_fov' if key == 'fov' else key}"] = value
         params.update()
 
     def set_env(self, data: np.ndarray) -> None:
@@ -228,12 +250,22 @@ class InsertScene:
         """Where differentiable renders put their tensors: "cuda" for Mitsuba's CUDA variants."""
         return "cuda" if self._mi.variant().startswith("cuda") else "cpu"
 
+    def sample_count(self, spp: int) -> int:
+        """The samples per pixel the sampler takes for ``spp``: ``multijitter`` rounds up to an a x b grid
+        (a = floor(sqrt(spp)): 128 -> 132), as Mitsuba does; asking for that count spares its warning."""
+        if self.sampler != "multijitter":
+            return spp
+        a = max(1, math.isqrt(spp))
+        return a * -(-spp // a)
+
     def render(self, seed: int, spp: int) -> np.ndarray:
         """(H, W, 11) layers (integrator.py: R, G, B, A, then its AOVs) with the current environment, as numpy."""
         import drjit as dr
 
+        sensor = next((x for x in self.scene.sensors() if x.id() == FINAL_SENSOR), self.scene.sensors()[0])
         with dr.suspend_grad():
-            return squeeze_columns(np.array(self._mi.render(self.scene, seed=seed, spp=spp)), self.view.film_size[0])
+            return squeeze_columns(np.array(self._mi.render(self.scene, sensor=sensor, seed=seed,
+                                                            spp=self.sample_count(spp))), self.view.film_size[0])
 
     def render_torch(self, env, seed: int, spp: int, slot: str = "main"):
         """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout).

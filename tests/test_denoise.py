@@ -1,0 +1,108 @@
+"""Final-render sampling and denoising (vfxinsert/denoise.py) on real Mitsuba renders and real OIDN."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vfxinsert.composite import composite
+from vfxinsert.config import RenderConfig
+from vfxinsert.denoise import batch_noise, denoise, render_final, shadow_region
+from vfxinsert.lighting.panorama import mitsuba_env_directions
+from vfxinsert.lighting.sg import SGLobes
+from vfxinsert.scene import SAMPLERS, InsertScene, View
+
+from test_scene import look_at, sphere  # noqa: E402
+
+pytest.importorskip("pyoidn")
+
+W, H = 64, 48
+
+
+@pytest.fixture(scope="module")
+def scene():
+    view = View(look_at((0, 1.2, 2.4), (0, 0.3, 0)), 50.0, W, H)
+    s = InsertScene([sphere((0, 0.3, 0), 0.3)], ground_height_m=0.0, ground_albedo=(0.4,) * 3, view=view,
+                    env_height=32, max_depth=3, ground_half_size_m=2.0)
+    axis = np.array([[0.0, 1.0, 0.0], [0.5, 0.7, 0.5]])
+    lobes = SGLobes(axis / np.linalg.norm(axis, axis=1, keepdims=True), np.array([2.0, 40.0]),
+                    np.array([[0.5, 0.6, 0.8], [12.0, 11.0, 9.0]]))
+    s.set_env(lobes.radiance(mitsuba_env_directions(32, 64)).astype(np.float32))
+    return s
+
+
+@pytest.fixture(scope="module")
+def reference(scene):
+    return composite(scene.render(seed=99, spp=2048), 0.0)
+
+
+def _errors(rgb, shadow, reference):
+    rgb_r, alpha_r, shadow_r, _ = reference
+    full = alpha_r[..., 0] > 0.999
+    edge = (alpha_r[..., 0] > 0.05) & (alpha_r[..., 0] < 0.95)
+    region = (alpha_r[..., 0] == 0) & (shadow_r.mean(-1) < 0.95)
+    rms = lambda a, b, m: float(np.sqrt(np.mean((a[m] - b[m]) ** 2)))  # noqa: E731
+    return rms(rgb, rgb_r, full), rms(rgb, rgb_r, edge), rms(shadow, shadow_r, region)
+
+
+def test_denoised_layers_keep_the_identity_the_exact_plate_and_beat_raw(scene, reference):
+    layers = scene.render(seed=1, spp=16)
+    rgb, alpha, shadow, _ = composite(layers, 0.0)
+    d_rgb, d_shadow = denoise(rgb, alpha, shadow)
+    plate = np.random.default_rng(0).uniform(0.1, 2.0, (H, W, 3)).astype(np.float32)
+    comp = d_rgb + (1.0 - alpha) * plate * d_shadow
+    # the object is exactly absent where the raw render never saw it
+    assert np.all(d_rgb[alpha[..., 0] == 0] == 0.0)
+    # where raw says the object plays no part (ratio exactly 1), away from the visible shadow, the
+    # multiplier stays exactly 1 and the composite is the plate (most such pixels, even at 64x48)
+    exact = (shadow == 1.0).all(-1) & (alpha[..., 0] == 0)
+    far = exact & ~shadow_region(shadow)
+    assert far.sum() > 0.6 * exact.sum()
+    assert np.all(d_shadow[far] == 1.0) and np.array_equal(comp[far], plate[far])
+    assert np.all(d_shadow[~shadow_region(shadow)] == 1.0)
+    # partly covered pixels are no worse than raw; the object and the shadow are better
+    raw_full, raw_edge, raw_shadow = _errors(rgb, shadow, reference)
+    den_full, den_edge, den_shadow = _errors(d_rgb, d_shadow, reference)
+    assert den_edge <= raw_edge
+    assert den_full < 0.7 * raw_full, (den_full, raw_full)
+    assert den_shadow < 0.7 * raw_shadow, (den_shadow, raw_shadow)
+
+
+def test_render_final_denoises_only_when_asked(scene):
+    off = render_final(scene, 5, RenderConfig(spp=16), W * H)
+    raw = composite(scene.render(seed=5, spp=16), 0.0)
+    assert np.array_equal(off.rgb, raw[0]) and np.array_equal(off.shadow, raw[2]) and off.spp == 16
+    on = render_final(scene, 5, RenderConfig(spp=16, denoise="oidn"), W * H)
+    assert np.array_equal(on.alpha, off.alpha) and not np.array_equal(on.rgb, off.rgb)
+
+
+def test_noise_target_stops_by_the_renders_own_variance(scene, reference):
+    loose = render_final(scene, 7, RenderConfig(spp=512, noise_target=0.2), W * H)
+    tight = render_final(scene, 7, RenderConfig(spp=512, noise_target=0.03), W * H)
+    capped = render_final(scene, 7, RenderConfig(spp=64, noise_target=0.0001), W * H)
+    assert loose.spp == 32 and 32 < tight.spp <= 512 and capped.spp == 64
+    # the estimate from the batches' spread matches the error against the converged reference
+    layers = [scene.render(seed=50 + k, spp=16) for k in range(8)]
+    parts = [composite(x, 0.0) for x in layers]
+    obj, sh = batch_noise(np.mean(layers, axis=0), [p[0] for p in parts], [p[2] for p in parts])
+    mean = composite(np.mean(layers, axis=0), 0.0)
+    rgb_r, alpha_r, shadow_r, _ = reference
+    full = (alpha_r[..., 0] > 0.999) & (mean[1][..., 0] > 0.999)
+    true_obj = np.sqrt(np.mean((mean[0][full] - rgb_r[full]) ** 2)) / rgb_r[full].mean()
+    assert 0.6 < obj / true_obj < 1.6, (obj, true_obj)
+    assert 0.0 < sh < 0.2
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_keeps_the_ratio_exactly_one_where_the_object_plays_no_part(sampler):
+    """The with/without ground estimates share each sample's random numbers whatever the sampler: with
+    the object far behind the camera, every ground pixel's ratio is exactly 1."""
+    view = View(look_at((0, 2.0, 2.0), (0, 0, -1.0)), 50.0, 24, 16)
+    s = InsertScene([sphere((0, 0.1, 60.0), 0.1, n=8)], ground_height_m=0.0, ground_albedo=(0.5,) * 3, view=view,
+                    env_height=16, max_depth=3, ground_half_size_m=200.0, sampler=sampler)
+    s.set_env(np.random.default_rng(1).uniform(0.2, 3.0, (16, 34, 3)).astype(np.float32))
+    layers = s.render(seed=3, spp=16)
+    ground = layers[..., 10] > 0
+    assert ground.sum() > 100
+    assert np.array_equal(layers[..., 4:7][ground], layers[..., 7:10][ground])
+    assert np.all(composite(layers, 0.0)[2] == 1.0)
+

@@ -1,0 +1,199 @@
+"""A final frame's layers from the scene: the samples (fixed spp or an adaptive stop) and the denoiser.
+
+``render_final`` renders the shot's ``[render]`` settings into the object colour (premultiplied), its
+alpha and the shadow multiplier:
+
+- ``noise_target = 0``: ``spp`` samples, in passes with distinct seeds when pixels x spp exceeds
+  Mitsuba's 2^32 limit. ``noise_target > 0``: batches of :data:`BATCH_SPP` until the object's relative
+  noise and the shadow multiplier's noise, both measured from the spread of the batches (the render's
+  own variance, no reference), are at or below the target; ``spp`` is then the most it may take.
+- ``denoise = "oidn"``: Intel Open Image Denoise on the object colour and on the shadow multiplier
+  itself (denoising the with/without ground radiances apart would lose the correlation that makes
+  their ratio clean). What the raw render knows exactly stays exact: alpha is the raw alpha, the
+  object colour is exactly 0 where alpha is 0, partly covered pixels keep the raw colour (OIDN's
+  result there was measured worse than raw: docs/benchmarks.md), the object pass sees the colour
+  unpremultiplied and continued past the silhouette (not blended with the black background), and
+  the shadow is exactly 1 where the raw ratio is exactly 1 except next to a visible shadow
+  (:func:`shadow_region`), so the layer identity and "the composite equals the plate there" hold as
+  without the denoiser. Each pass runs on the bounding box of its region only.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable, NamedTuple
+
+import numpy as np
+
+from .composite import composite
+from .errors import RenderError
+
+if TYPE_CHECKING:
+    from .config import RenderConfig
+
+BATCH_SPP = 16
+"""Samples per batch of the adaptive stop (a square and a power of two, as stratified samplers want)."""
+SHADOW_MARGIN = 4
+"""Pixels around a visible raw shadow that the denoiser may change although their raw ratio is 1."""
+SHADOW_VISIBLE = 0.02
+"""A ratio this far from 1 is a visible shadow (or bounce); fainter ones do not widen the region."""
+OBJECT_MARGIN = 4
+"""Pixels around the object that the object pass sees as context."""
+
+
+class FinalLayers(NamedTuple):
+    rgb: np.ndarray      # (H, W, 3) premultiplied object colour
+    alpha: np.ndarray    # (H, W, 1)
+    shadow: np.ndarray   # (H, W, 3) multiplier of the plate
+    spp: int             # samples per pixel taken
+
+
+def render_final(scene, seed: int, render: RenderConfig, pixels: int,
+                 between: Callable[[np.ndarray], np.ndarray] | None = None) -> FinalLayers:
+    """One final frame's layers with the shot's spp / noise target / denoiser (module docstring).
+    ``between``: applied to the raw render layers before they are composited and denoised (the lens
+    distortion's redistort onto the plate's pixels)."""
+    if render.noise_target > 0:
+        layers, spp = _render_to_noise(scene, seed, render.noise_target, render.spp)
+    else:
+        layers, spp = _render_passes(scene, seed, render.spp, pixels), render.spp
+    if between is not None:
+        layers = between(layers)
+    rgb, alpha, shadow, _ = composite(layers, 0.0)
+    if render.denoise == "oidn":
+        rgb, shadow = denoise(rgb, alpha, shadow)
+    return FinalLayers(rgb, alpha, shadow, spp)
+
+
+def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:
+    """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit."""
+    passes = max(1, math.ceil(pixels * spp / 2**31))
+    per = math.ceil(spp / passes)
+    total = None
+    for k in range(passes):
+        layers = scene.render(seed + k * 7919, per)
+        total = layers if total is None else total + layers
+    return total / passes
+
+
+def _render_to_noise(scene, seed: int, target: float, max_spp: int) -> tuple[np.ndarray, int]:
+    """Batches of BATCH_SPP (distinct seeds) until :func:`batch_noise` <= target or max_spp is reached."""
+    batches = max(2, math.ceil(max_spp / BATCH_SPP))
+    total, objs, shadows = None, [], []
+    for k in range(batches):
+        layers = scene.render(seed + k * 7919, BATCH_SPP)
+        total = layers if total is None else total + layers
+        rgb, _, shadow, _ = composite(layers, 0.0)
+        objs.append(rgb)
+        shadows.append(shadow)
+        if k >= 1 and max(batch_noise(total / (k + 1), objs, shadows)) <= target:
+            break
+    return total / (k + 1), (k + 1) * BATCH_SPP
+
+
+def batch_noise(mean_layers: np.ndarray, objs: list, shadows: list) -> tuple[float, float]:
+    """(object, shadow) noise of the mean of K >= 2 equal batches, from their spread.
+
+    object: the standard error of the colour over fully covered pixels, relative to their mean colour;
+    shadow: the standard error of the multiplier over the ground where it is below 0.98 (a multiplier's
+    error is the composite's relative error there). 0 where the region is empty.
+    """
+    k = len(objs)
+    rgb, alpha, shadow, _ = composite(mean_layers, 0.0)
+    full = alpha[..., 0] > 0.999
+    region = (mean_layers[..., 10] > 0.999) & (alpha[..., 0] == 0) & (shadow.mean(-1) < 0.98)
+    obj = sh = 0.0
+    if full.any() and rgb[full].mean() > 0:
+        var = np.var(np.stack([o[full] for o in objs]), axis=0, ddof=1) / k
+        obj = float(np.sqrt(var.mean()) / rgb[full].mean())
+    if region.any():
+        sh = float(np.sqrt((np.var(np.stack([s[region] for s in shadows]), axis=0, ddof=1) / k).mean()))
+    return obj, sh
+
+
+def _box(mask: np.ndarray, margin: int):
+    """The bounding box of ``mask`` grown by ``margin`` pixels, as slices (None when the mask is empty)."""
+    ys, xs = np.nonzero(mask.any(axis=1)), np.nonzero(mask.any(axis=0))
+    if not ys[0].size:
+        return None
+    h, w = mask.shape
+    return (slice(max(0, ys[0][0] - margin), min(h, ys[0][-1] + margin + 1)),
+            slice(max(0, xs[0][0] - margin), min(w, xs[0][-1] + margin + 1)))
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` grown by a (2r + 1)^2 square (separable running max)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        for d in range(1, r + 1):
+            grown |= np.roll(out, d, axis) & _valid(out.shape, axis, d)
+            grown |= np.roll(out, -d, axis) & _valid(out.shape, axis, -d)
+        out = grown
+    return out
+
+
+def _valid(shape, axis: int, d: int) -> np.ndarray:
+    """Where ``np.roll(x, d, axis)`` did not wrap around."""
+    idx = np.arange(shape[axis])
+    ok = (idx >= d) if d > 0 else (idx < shape[axis] + d)
+    return ok[:, None] if axis == 0 else ok[None, :]
+
+
+def _extend(colour: np.ndarray, known: np.ndarray, steps: int) -> np.ndarray:
+    """``colour`` with the pixels outside ``known`` filled, ``steps`` rings deep, by the mean of their known
+    4-neighbours: the denoiser then sees the object's colour continue past its silhouette instead of
+    blending the black background into the pixels next to it."""
+    colour, known = colour.copy(), known.copy()
+    for _ in range(steps):
+        total, count = np.zeros_like(colour), np.zeros(known.shape, np.float32)
+        for axis, d in ((0, 1), (0, -1), (1, 1), (1, -1)):
+            ok = np.roll(known, d, axis) & _valid(known.shape, axis, d)
+            total += np.where(ok[..., None], np.roll(colour, d, axis), 0.0)
+            count += ok
+        grow = ~known & (count > 0)
+        colour[grow] = total[grow] / count[grow][:, None]
+        known |= grow
+    return colour
+
+
+def _oidn(image: np.ndarray) -> np.ndarray:
+    try:
+        import pyoidn
+    except ImportError as exc:
+        raise RenderError("[render] denoise = \"oidn\" needs the pyoidn package", where="render denoise",
+                          fix="install requirements.lock (pyoidn), or set denoise = \"off\"") from exc
+    return pyoidn.denoise(np.ascontiguousarray(image, np.float32), hdr=True)
+
+
+def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *,
+            edges: str = "raw") -> tuple[np.ndarray, np.ndarray]:
+    """Denoised (object colour, shadow multiplier) of one raw render (module docstring); alpha is kept.
+
+    ``edges``: what partly covered pixels get, "raw" (the default) or "oidn" (benchmarks compare them).
+    """
+    rgb, shadow = rgb.astype(np.float32), shadow.astype(np.float32)
+    a = alpha[..., 0]
+    box = _box(a > 0, OBJECT_MARGIN)
+    if box is not None:
+        covered = a[box] > 0
+        colour = np.where(covered[..., None], rgb[box] / np.maximum(alpha[box], 1e-8), 0.0)
+        clean = np.maximum(_oidn(_extend(colour, covered, OBJECT_MARGIN)), 0.0) * alpha[box]
+        full = (a[box] >= 1.0) if edges == "raw" else covered
+        rgb = rgb.copy()
+        rgb[box] = np.where(full[..., None], clean, rgb[box])
+    region = shadow_region(shadow)
+    box = _box(region, 0)
+    if box is not None:
+        clean = np.maximum(_oidn(shadow[box]), 0.0)
+        shadow = shadow.copy()
+        shadow[box] = np.where(region[box][..., None], clean, 1.0)
+    return rgb, shadow
+
+
+def shadow_region(shadow: np.ndarray) -> np.ndarray:
+    """Where the denoised shadow may differ from 1: every pixel whose raw ratio is not exactly 1, and the
+    pixels within SHADOW_MARGIN of a visible shadow (a ratio off 1 by more than SHADOW_VISIBLE), where a
+    raw 1 is noise (a penumbra pixel whose few samples all missed). Elsewhere a raw 1 stays exactly 1:
+    the scattered pixels a faint bounce off the object touched do not spread the denoiser over the plate."""
+    visible = np.any(np.abs(shadow - 1.0) > SHADOW_VISIBLE, axis=-1)
+    return _dilate(visible, SHADOW_MARGIN) | np.any(shadow != 1.0, axis=-1)
