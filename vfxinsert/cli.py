@@ -56,17 +56,25 @@ def cmd_check(args) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def cmd_run(args) -> int:
+def _checked(path):
+    """The shot at ``path`` when `check` (without the LLVM probe) finds no problem; else None, each
+    problem printed as one line. What `run` and `regrade` do first."""
     from .check import check_shot
-    from .run import run_shot
 
-    shot, findings = check_shot(args.shot, run_llvm=False)
+    shot, findings = check_shot(path, run_llvm=False)
     problems = [f for f in findings if not f.ok]
     for f in problems:
         _fail(f"{f.topic}: {f.detail}")
-    if problems or shot is None:
-        return EXIT_FAILED
+    return None if problems else shot
+
+
+def cmd_run(args) -> int:
+    from .run import run_shot
     from .sequences import format_frames
+
+    shot = _checked(args.shot)
+    if shot is None:
+        return EXIT_FAILED
 
     stages, frames = tuple(args.stage or STAGE_NAMES), _frames(args)
     task = "run" + (f" {','.join(args.stage)}" if args.stage else "") + (f" {format_frames(frames)}" if frames else "")
@@ -87,14 +95,10 @@ def _frames(args):
 
 
 def cmd_regrade(args) -> int:
-    from .check import check_shot
     from .regrade import regrade_shot
 
-    shot, findings = check_shot(args.shot, run_llvm=False)
-    problems = [f for f in findings if not f.ok]
-    for f in problems:
-        _fail(f"{f.topic}: {f.detail}")
-    if problems or shot is None:
+    shot = _checked(args.shot)
+    if shot is None:
         return EXIT_FAILED
     reports = regrade_shot(shot, on_frame=_progress, on_progress=_say, on_iteration=_iterations())
     if len(reports) == 1:
