@@ -62,6 +62,21 @@ def make_shot(folder: Path, shared: Path, frames=(1, 3), extra_plate: str = "", 
     return shot
 
 
+def make_validation_shot(root: Path, shared: Path, optimize: str) -> Path:
+    """A validation shot: ``root/truth`` rendered with the true HDRI, its composite as the reference sequence
+    ``root/ref``, and ``root/solve``, plate-initialised, solving against it with the ``[optimize]`` keys
+    ``optimize`` (TOML lines)."""
+    truth = root / "truth"
+    assert main(["run", str(make_shot(truth, shared))]) == 0
+    (root / "ref").mkdir()
+    for f in (1, 2, 3):
+        layers, _ = read_layers(truth / "out" / f"sh.{f:04d}.exr")
+        write_exr(root / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
+    shot = make_shot(root / "solve", shared, lighting='init = "plate"\nlobes = 6')
+    shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\n' + optimize)
+    return shot
+
+
 def test_help_is_fast_and_lazy():
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", "import sys; from vfxinsert.cli import main; "
@@ -208,15 +223,8 @@ def test_a_bad_prior_file_fails_check_with_what_where_and_fix(tmp_path, shared_d
 def test_reference_objective_end_to_end(tmp_path, shared_data, capsys):
     """A validation shot: the composite rendered with the true HDRI is the reference; a plate-initialised
     solve against it writes the optimised lighting, tone.json, and renders every frame."""
-    truth = tmp_path / "truth"
-    assert main(["run", str(make_shot(truth, shared_data))]) == 0
-    (tmp_path / "ref").mkdir()
-    for f in (1, 2, 3):
-        layers, _ = read_layers(truth / "out" / f"sh.{f:04d}.exr")
-        write_exr(tmp_path / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
-    shot = make_shot(tmp_path / "solve", shared_data, lighting='init = "plate"\nlobes = 6')
-    shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\niterations = 12\n'
-                    "crop_px = 32\nspp = 4\ncheckpoint_every = 5\ntone_updates = 4\nstarts = 1\n")
+    shot = make_validation_shot(tmp_path, shared_data, "iterations = 12\ncrop_px = 32\nspp = 4\n"
+                                "checkpoint_every = 5\ntone_updates = 4\nstarts = 1\n")
     assert main(["run", str(shot)]) == 0
     out = tmp_path / "solve" / "out"
     doc = __import__("json").loads((out / "lighting.json").read_text())

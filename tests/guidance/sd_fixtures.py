@@ -31,3 +31,15 @@ def pickle_sd(tmp_path_factory) -> Path:
     from tiny_sd import build_tiny_sd
 
     return build_tiny_sd(tmp_path_factory.mktemp("models-pickle") / "tiny", safe_serialization=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The tiny model's kernels are microseconds long: one thread is fastest, and immune to a busy CPU.
+    Autouse in every module that imports it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

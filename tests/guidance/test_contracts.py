@@ -19,20 +19,12 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
 from test_guidance import FAST, SCENE_PROMPT, gradients_of_one_iteration, stripes, sun_and_sky  # noqa: E402
-from sd_fixtures import tiny_sd  # noqa: E402,F401  (fixture)
+from sd_fixtures import _one_torch_thread, tiny_sd  # noqa: E402,F401  (fixtures)
 
 from vfxinsert.guidance.loading import load_model  # noqa: E402
 from vfxinsert.guidance.objectives import LDSObjective, ScoreSettings  # noqa: E402
 from vfxinsert.guidance.personalise import personalise  # noqa: E402
 from vfxinsert.lighting.loop import FrameTarget  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_lora(model, std: float = 0.5) -> None:

@@ -22,7 +22,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from tiny_sd import NATIVE_PX  # noqa: E402
-from sd_fixtures import pickle_sd, tiny_sd  # noqa: E402,F401  (fixtures)
+from sd_fixtures import _one_torch_thread, pickle_sd, tiny_sd  # noqa: E402,F401  (fixtures)
 
 from vfxinsert.config import GuidanceConfig  # noqa: E402
 from vfxinsert.errors import ConfigError, GuidanceError  # noqa: E402
@@ -35,15 +35,6 @@ from vfxinsert.lighting.loop import FrameTarget  # noqa: E402
 SCENE_PROMPT = "a photo of sks scene"
 FAST = GuidanceConfig(steps=40, lr=1e-2, preservation_images=2, sampling_steps=2, checkpoint_every=20)
 """Personalisation small enough for the tiny model on a CPU (seconds)."""
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The tiny model's kernels are microseconds long: one thread is fastest, and immune to a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def stripes(h: int = 48, w: int = 64) -> np.ndarray:

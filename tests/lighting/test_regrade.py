@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_cli import make_shot  # noqa: E402
+from test_cli import make_shot, make_validation_shot  # noqa: E402
 
 from vfxinsert.cli import main  # noqa: E402
 from vfxinsert.exr import read_layers, write_exr  # noqa: E402
@@ -31,15 +31,8 @@ def test_regrade_refits_the_tone_to_a_graded_plate_and_keeps_the_lighting(tmp_pa
     from vfxinsert.config import load_shot
     from vfxinsert.lighting.environment import read_environment
 
-    truth = tmp_path / "truth"
-    assert main(["run", str(make_shot(truth, shared_data))]) == 0
-    (tmp_path / "ref").mkdir()
-    for f in (1, 2, 3):
-        layers, _ = read_layers(truth / "out" / f"sh.{f:04d}.exr")
-        write_exr(tmp_path / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
-    shot = make_shot(tmp_path / "solve", shared_data, lighting='init = "plate"\nlobes = 6')
-    shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\niterations = 40\n'
-                    "crop_px = 32\nspp = 4\nlr_tone = 0.1\ntone_updates = 10\nstarts = 1\n")
+    shot = make_validation_shot(tmp_path, shared_data, "iterations = 40\ncrop_px = 32\nspp = 4\nlr_tone = 0.1\n"
+                                "tone_updates = 10\nstarts = 1\n")
     assert main(["run", str(shot)]) == 0
     config = load_shot(shot)
     before = read_environment(config)
