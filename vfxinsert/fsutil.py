@@ -124,6 +124,9 @@ def atomic_folder(final: str | os.PathLike) -> Iterator[Path]:
         _fsync_dir(final.parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():   # failed between the renames: the previous folder goes back
+            with contextlib.suppress(OSError):
+                os.replace(old, final)
         if isinstance(exc, OSError):
             raise write_error(final, exc) from exc
         raise
