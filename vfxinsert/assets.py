@@ -85,6 +85,35 @@ class MeshPart:
     bsdf: dict | None = None  # a Mitsuba BSDF dict that replaces the principled material (tests, special assets)
 
 
+@dataclass(frozen=True)
+class RefinedMaterial:
+    """A part's material as the lighting stage refined it (``[optimize] material``): the gain on its base
+    colour (on the texture when it has one), its roughness and metallic. Stored with the solve; every
+    final render applies it (:func:`refine_parts`)."""
+
+    part: str
+    gain: tuple[float, float, float]
+    roughness: float
+    metallic: float
+
+    def apply(self, part: MeshPart) -> MeshPart:
+        from dataclasses import replace
+
+        gain = np.asarray(self.gain, np.float64)
+        texture = part.base_color_texture
+        return replace(part, roughness=self.roughness, metallic=self.metallic,
+                       base_color=tuple(float(c) for c in np.clip(np.asarray(part.base_color) * gain, 0.0, 1.0))
+                       if texture is None else part.base_color,
+                       base_color_texture=None if texture is None else
+                       np.clip(texture * gain.astype(texture.dtype), 0.0, 1.0).astype(texture.dtype))
+
+
+def refine_parts(parts, materials) -> list[MeshPart]:
+    """``parts`` with the refined ``materials`` (by part name) applied; parts without one unchanged."""
+    by_name = {m.part: m for m in materials or ()}
+    return [by_name[p.name].apply(p) if p.name in by_name else p for p in parts]
+
+
 def load_asset_parts(asset: AssetConfig, index: int) -> list[MeshPart]:
     """The asset's meshes in world space (world = T * R * S), with the shot's, the GLB's or the USD's material."""
     import trimesh

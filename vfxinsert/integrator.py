@@ -12,9 +12,14 @@ section 4: 7.7x less ratio noise than two independent renders, and less work tha
 Film channels (rgba film, box filter): ``R,G,B`` premultiplied object radiance, ``A`` object coverage,
 AOVs ``pw.R/G/B`` ground radiance with the object, ``pu.R/G/B`` without it, ``plane.A`` ground coverage.
 
-Only emitted radiance is differentiated (the lighting is optimised, never geometry or materials), and
-every contribution is linear in it, so the adjoint pass replays the path and back-propagates
-``adjoint * contribution`` at each vertex; no primal pre-pass and no projective terms are needed.
+Emitted radiance is differentiated (the lighting is optimised, never geometry), and every contribution is
+linear in it, so the adjoint pass replays the path and back-propagates ``adjoint * contribution`` at each
+vertex; no primal pre-pass and no projective terms are needed. With ``material = true`` (the shot's
+``[optimize] material``) the object's BSDF parameters are differentiated too, by path replay (Vicini et
+al. 2021, as Mitsuba's ``prb``): a primal pre-pass gives each sample's radiance, and at each vertex the
+radiance still to come is weighted by d f / f of the BSDF value of the sampled direction, besides the
+differentiable BSDF value of the emitter sample. Sampled directions and MIS weights stay detached (their
+derivatives cancel in expectation); the unoccluded ground estimate involves no object BSDF.
 
 This module imports Mitsuba at the top (``dr.syntax`` recompiles ``sample`` against module globals),
 so import it only after ``env.import_mitsuba()`` has set a variant; scene.py does.
@@ -36,6 +41,7 @@ class ShadowCatcher(RBIntegrator):
     def __init__(self, props):
         super().__init__(props)
         self.plane_id = props.get("plane_id", PLANE_ID)
+        self.material = bool(props.get("material", False))
 
     def aov_names(self):
         return AOV_NAMES
@@ -68,6 +74,8 @@ class ShadowCatcher(RBIntegrator):
 
         L = mi.Spectrum(0)
         L_unocc = mi.Spectrum(0)
+        material = self.material and not primal
+        L_rem = mi.Spectrum(state_in if material else 0)   # path replay: the radiance still to come
         β = mi.Spectrum(1)
         depth = mi.UInt32(0)
         alive = hit & (self.max_depth > 1)
@@ -106,6 +114,16 @@ class ShadowCatcher(RBIntegrator):
                 c_with = dr.select(visible, c_em, 0) + dr.select(escaped, c_bs, 0)
                 c_unocc = dr.select(first & on_plane & em_active, c_em, 0) + \
                     dr.select(first & on_plane & alive, c_bs, 0)
+                if material:   # d/d(BSDF): the emitter sample's value, and d f / f times what comes after
+                    f_em = bsdf.eval(ctx, si, si.to_local(ds.d), em_active)
+                    c_mat = dr.select(visible, β * mis_em * f_em * dr.select(ds.pdf != 0, dr.rcp(ds.pdf), 0)
+                                      * dr.detach(Le_em), 0)
+                    L_rem = L_rem - dr.detach(dr.select(visible, c_em, 0))
+                    f_bs = bsdf.eval(ctx, si, bs.wo, alive)
+                    f_det = bsdf_weight * bs.pdf
+                    c_mat += L_rem * dr.replace_grad(mi.Spectrum(1), dr.select(f_det != 0, f_bs / f_det, 0))
+                    c_with = c_with + c_mat - dr.detach(c_mat)
+                    L_rem = L_rem - dr.detach(dr.select(escaped, c_bs, 0))
                 if not primal:
                     dr.backward_from(δ_with * c_with + δ_unocc * c_unocc)
 
@@ -120,11 +138,11 @@ class ShadowCatcher(RBIntegrator):
         plane_aovs = [dr.select(on_plane, L[0], 0), dr.select(on_plane, L[1], 0), dr.select(on_plane, L[2], 0),
                       dr.select(on_plane, L_unocc[0], 0), dr.select(on_plane, L_unocc[1], 0),
                       dr.select(on_plane, L_unocc[2], 0), dr.select(on_plane, 1.0, 0.0)]
-        return dr.select(on_object, L, 0), on_object, plane_aovs, None
+        return dr.select(on_object, L, 0), on_object, plane_aovs, L
 
     def render_backward(self, scene, params, grad_in, sensor=0, seed=0, spp=0):
-        # Overridden for two reasons: no primal pre-pass is needed (contributions are linear in the
-        # emitter), and 3.9.1's base class multiplies AOVs by the Color3f sensor weight, which breaks
+        # Overridden for two reasons: no primal pre-pass is needed unless materials are differentiated
+        # (contributions are linear in the emitter), and 3.9.1's base class multiplies AOVs by the Color3f sensor weight, which breaks
         # ImageBlock.put for any AD integrator with AOVs (fixed upstream after 3.9.1).
         if isinstance(sensor, int):
             sensor = scene.sensors()[sensor]
@@ -132,6 +150,11 @@ class ShadowCatcher(RBIntegrator):
         with dr.suspend_grad():
             sampler, spp = self.prepare(sensor, seed, spp, self.aov_names())
             ray, weight, pos = self.sample_rays(scene, sensor, sampler)
+            total = None
+            if self.material:   # path replay needs each sample's radiance first (same random numbers)
+                _, _, _, total = self.sample(mode=dr.ADMode.Primal, scene=scene, sampler=sampler.clone(), ray=ray,
+                                             depth=mi.UInt32(0), δL=None, δaovs=None, state_in=None,
+                                             active=mi.Bool(True))
             with dr.resume_grad():
                 L = dr.full(mi.Spectrum, 1.0, dr.width(ray))
                 dr.enable_grad(L)
@@ -153,12 +176,12 @@ class ShadowCatcher(RBIntegrator):
                 δaovs = dr.grad(aovs)
             film.clear()
             self.sample(mode=dr.ADMode.Backward, scene=scene, sampler=sampler, ray=ray, depth=mi.UInt32(0),
-                        δL=δL, δaovs=δaovs, state_in=None, active=mi.Bool(True))
+                        δL=δL, δaovs=δaovs, state_in=total, active=mi.Bool(True))
             del δL, δaovs, ray, weight, pos, sampler
             dr.eval()
 
     def to_string(self):
-        return f"ShadowCatcher[max_depth={self.max_depth}, plane_id={self.plane_id!r}]"
+        return f"ShadowCatcher[max_depth={self.max_depth}, plane_id={self.plane_id!r}, material={self.material}]"
 
 
 mi.register_integrator("vfx_shadow_catcher", lambda props: ShadowCatcher(props))

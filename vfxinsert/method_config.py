@@ -129,7 +129,13 @@ class OptimizeConfig:
     lr_tone: float = 0.01
     """Adam learning rate of the tone curves."""
     lr_final_fraction: float = 0.1
-    """Both learning rates decay exponentially to this fraction at the last iteration."""
+    """The learning rates decay exponentially to this fraction at the last iteration."""
+    material: bool = False
+    """true: refine each asset part's base-colour gain (RGB, on its texture when it has one), roughness and
+    metallic with the lighting (DiPIR's material refinement; principled materials only). The final renders
+    use the refined values; lighting.json records them."""
+    lr_material: float = 0.01
+    """Adam learning rate of the material parameters (material = true)."""
     env_height: int = 64
     """Rows of the lat-long the lobes are rasterised to while optimising (method.md: 64 x 128)."""
     w_consistency: float = 0.03
@@ -195,9 +201,10 @@ class OptimizeConfig:
             raise ConfigError("need iterations >= 1, crop_px >= 16 (or \"auto\"), spp >= 1, max_depth >= 2, keyframes >= 1, "
                               "tone_updates >= 1, tone_window_frames >= 1, tone_smoothness >= 0, starts >= 1, start_iterations >= 2", where=where,
                               fix="see the [optimize] reference in README")
-        if not (self.lr_lighting >= 0 and self.lr_tone >= 0 and 0 < self.lr_final_fraction <= 1):
-            raise ConfigError("need lr_lighting >= 0, lr_tone >= 0 and 0 < lr_final_fraction <= 1", where=where,
-                              fix="e.g. lr_lighting = 0.02, lr_tone = 0.01, lr_final_fraction = 0.1")
+        if not (self.lr_lighting >= 0 and self.lr_tone >= 0 and self.lr_material >= 0 and 0 < self.lr_final_fraction <= 1):
+            raise ConfigError("need lr_lighting >= 0, lr_tone >= 0, lr_material >= 0 and 0 < lr_final_fraction <= 1",
+                              where=where, fix="e.g. lr_lighting = 0.02, lr_tone = 0.01, lr_material = 0.01, "
+                                               "lr_final_fraction = 0.1")
         if not 16 <= self.env_height <= 256 or self.env_height % 2:
             raise ConfigError(f"env_height = {self.env_height} must be even and in 16..256", where=f"{where} env_height",
                               fix="e.g. env_height = 64 (a 64 x 128 lat-long)")

@@ -47,7 +47,8 @@ def render_settings(shot: ShotConfig, env: Environment, track: ChanTrack | None)
     tone = env.tone.to_json() if env.tone is not None else None
     return json.dumps([__version__, env.digest, tone, shot.render.spp, shot.render.max_depth,
                        shot.render.denoise, shot.render.noise_target, _assets_digest(shot),
-                       shot.ground.height_m, shot.ground.albedo, env.ground_albedo, shot.output.precision,
+                       shot.ground.height_m, shot.ground.albedo, env.ground_albedo, env.materials_json(),
+                       shot.output.precision,
                        shot.output.compression,
                        None if shot.camera.track is None or track is None else [track.frames, track.cam_to_world.tolist()],
                        shot.camera.cam_to_world, shot.camera.focal_length_mm, shot.camera.filmback_mm,
@@ -116,7 +117,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                             pixel_aspect=plate.pixel_aspect)
                 if scene is None:
                     scene = context.scene(view, env_height=env.mitsuba_data.shape[0], max_depth=shot.render.max_depth,
-                                          ground_albedo=env.ground_albedo)
+                                          ground_albedo=env.ground_albedo, materials=env.materials)
                     scene.set_env(env.mitsuba_data)
                 elif view.render_size != scene.view.render_size:
                     raise RenderError(f"frame is {w}x{h} (pixel aspect {view.pixel_aspect:g}), the shot's first "
@@ -130,7 +131,7 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                     _write_undistorted(shot, env, frame, layers, lens, (w, h), quantise)
                     return redistort(layers, lens, context.stmap(frame, w, h))
 
-                rgb, alpha, shadow, _ = render_final(scene, frame_seed(shot.name, frame), shot.render,
+                rgb, alpha, shadow, samples = render_final(scene, frame_seed(shot.name, frame), shot.render,
                                                      view.render_size[0] * view.render_size[1],
                                                      between=lens_pass if lens is not None else None)
                 rgb, shadow = apply_tone(env.tone, frame, rgb, alpha, shadow)
@@ -142,7 +143,8 @@ def render_frames(shot: ShotConfig, env: Environment, *, frames: list[int] | Non
                                      plate_path=str(plate.header.get("vfxinsert/platePath", plate.path)),
                                      fps=timing.fps, timecode=timing.timecode(frame), cam_to_world=plate.cam_to_world,
                                      intrinsics=plate.intrinsics,
-                                     extra={"inputsHash": digest, "lighting": json.dumps(env.to_json())})
+                                     extra={"inputsHash": digest, "lighting": json.dumps(env.to_json()),
+                                            "samples": str(samples)})
                 display = plate.header["displayWindow"]   # the layers sit exactly on the plate's format
                 write_insert_layers(out, object_rgba=np.concatenate([rgb, alpha], axis=-1), shadow_rgb=shadow,
                                     comp_rgb=comp, metadata=meta, precision=shot.output.precision,

@@ -27,6 +27,15 @@ renders keep :data:`OPTIMISATION_SAMPLER` (with ``multijitter`` the known-answer
 tests/lighting/test_loop.py missed the sun's colour by 21 %: its primal and adjoint samples correlate)."""
 SAMPLER = "multijitter"
 OPTIMISATION_SAMPLER = "independent"
+
+
+def sample_count(sampler: str, spp: int) -> int:
+    """The samples per pixel ``sampler`` takes for ``spp``: ``multijitter`` rounds up to an a x b grid
+    (a = floor(sqrt(spp)): 128 -> 132), as Mitsuba does; asking for that count spares its warning."""
+    if sampler != "multijitter":
+        return spp
+    a = max(1, math.isqrt(spp))
+    return a * -(-spp // a)
 FINAL_SENSOR = "sensor_final"
 """Id of the second camera (same pose, the final-render sampler) that :meth:`InsertScene.render` uses."""
 
@@ -136,23 +145,28 @@ class InsertScene:
         self.scene, self.params, _ = self._slot("main")
         self.set_view(view)
 
-    def _slot(self, name: str) -> tuple:
+    def _slot(self, name: str, material: bool = False) -> tuple:
         """(scene, params, differentiable render) of a named copy of the scene.
 
         Mitsuba's render op reads the scene's *current* env in its backward pass, so two differentiable
         renders with different envs before one ``backward()`` (L_fg and L_sh) need two scene copies.
+        ``material``: a copy whose integrator differentiates the parts' principled materials too, and whose
+        render takes them (:meth:`render_torch`).
         """
-        if name not in self._slots:
+        key = f"{name}+material" if material else name
+        if key not in self._slots:
             import drjit as dr
 
             mi = self._mi
+            integrator = {"type": "vfx_shadow_catcher", "max_depth": self.max_depth, "material": material}
             try:
-                scene = mi.load_dict(self.scene_dict({"type": "vfx_shadow_catcher", "max_depth": self.max_depth},
-                                                     mi.Bitmap(np.ones((self.env_height, 2 * self.env_height, 3),
-                                                                       np.float32))))
+                scene = mi.load_dict(self.scene_dict(integrator, mi.Bitmap(np.ones((self.env_height, 2 * self.env_height, 3),
+                                                                                 np.float32))))
             except Exception as exc:  # Mitsuba raises RuntimeError with its own text
                 raise RenderError(f"Mitsuba could not build the scene: {exc}", where="scene") from exc
             params = mi.traverse(scene)
+            textures = {p.name: mi.TensorXf(params[f"{p.name}.bsdf.base_color.data"])
+                        for p in self.material_parts if p.base_color_texture is not None} if material else {}
 
             @dr.wrap(source="torch", target="drjit")
             def render_layers(env_data, seed, spp):
@@ -160,10 +174,43 @@ class InsertScene:
                 params.update()
                 return mi.render(scene, params, seed=seed, spp=spp)
 
-            self._slots[name] = (scene, params, render_layers)
-            if name != "main":
+            @dr.wrap(source="torch", target="drjit")
+            def render_layers_material(env_data, materials, seed, spp):
+                params["env.data"] = env_data
+                self._set_materials(params, materials, textures)
+                params.update()
+                return mi.render(scene, params, seed=seed, spp=spp)
+
+            self._slots[key] = (scene, params, render_layers_material if material else render_layers)
+            if key != "main":
                 self._apply_view(params, self.view)
-        return self._slots[name]
+        return self._slots[key]
+
+    @property
+    def material_parts(self) -> list[MeshPart]:
+        """The parts with a principled material, the ones ``[optimize] material`` refines (in this order)."""
+        return [p for p in self.parts if p.bsdf is None]
+
+    def _set_materials(self, params, materials, textures: dict) -> None:
+        """Scene parameters from a (P, 5) drjit tensor, a row per :attr:`material_parts` entry: the base
+        colour (the gain on the texture for a textured part), roughness, metallic."""
+        import drjit as dr
+
+        mi = self._mi
+        flat = materials.array
+        for k, part in enumerate(self.material_parts):
+            def at(i, k=k):
+                return dr.gather(mi.Float, flat, mi.UInt32(5 * k + i))
+
+            if part.name in textures:
+                data = textures[part.name]
+                channel = dr.arange(mi.UInt32, dr.width(data.array)) % 3
+                params[f"{part.name}.bsdf.base_color.data"] = mi.TensorXf(
+                    data.array * dr.gather(mi.Float, flat, 5 * k + channel), data.shape)
+            else:
+                params[f"{part.name}.bsdf.base_color.value"] = mi.Color3f(at(0), at(1), at(2))
+            params[f"{part.name}.bsdf.roughness.value"] = at(3)
+            params[f"{part.name}.bsdf.metallic.value"] = at(4)
 
     def scene_dict(self, integrator: dict, env_bitmap, *, with_object: bool = True, with_ground: bool = True) -> dict:
         """The Mitsuba scene description; tests and benchmarks build stock reference scenes from it."""
@@ -251,12 +298,8 @@ class InsertScene:
         return "cuda" if self._mi.variant().startswith("cuda") else "cpu"
 
     def sample_count(self, spp: int) -> int:
-        """The samples per pixel the sampler takes for ``spp``: ``multijitter`` rounds up to an a x b grid
-        (a = floor(sqrt(spp)): 128 -> 132), as Mitsuba does; asking for that count spares its warning."""
-        if self.sampler != "multijitter":
-            return spp
-        a = max(1, math.isqrt(spp))
-        return a * -(-spp // a)
+        """The samples per pixel this scene's final sampler takes for ``spp`` (:func:`sample_count`)."""
+        return sample_count(self.sampler, spp)
 
     def render(self, seed: int, spp: int) -> np.ndarray:
         """(H, W, 11) layers (integrator.py: R, G, B, A, then its AOVs) with the current environment, as numpy."""
@@ -267,9 +310,15 @@ class InsertScene:
             return squeeze_columns(np.array(self._mi.render(self.scene, sensor=sensor, seed=seed,
                                                             spp=self.sample_count(spp))), self.view.film_size[0])
 
-    def render_torch(self, env, seed: int, spp: int, slot: str = "main"):
-        """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout).
+    def render_torch(self, env, seed: int, spp: int, slot: str = "main", materials=None):
+        """(H, W, 11) torch layers, differentiable w.r.t. ``env`` ((H, 2H + 2, 3) torch, Mitsuba layout),
+        and w.r.t. ``materials`` when given: a (P, 5) torch tensor, a row per :attr:`material_parts` entry
+        (base colour, or the texture's gain; roughness; metallic).
 
         Renders whose gradients meet in one ``backward()`` with different envs need different slots.
         """
-        return squeeze_columns(self._slot(slot)[2](env, seed, spp), self.view.film_size[0])
+        if materials is None:
+            layers = self._slot(slot)[2](env, seed, spp)
+        else:
+            layers = self._slot(slot, material=True)[2](env, materials, seed, spp)
+        return squeeze_columns(layers, self.view.film_size[0])

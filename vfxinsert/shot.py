@@ -185,12 +185,14 @@ class ShotContext:
                                         self.ground_height_m)
 
     def scene(self, view: View, *, env_height: int, max_depth: int,
-              ground_albedo: tuple[float, float, float] | None = None) -> InsertScene:
+              ground_albedo: tuple[float, float, float] | None = None, materials=None) -> InsertScene:
         """The shot's Mitsuba scene (assets, proxy ground, env emitter) seen through ``view``; the ground
-        albedo is the shot's unless given (the renders use the one stored with the solve)."""
+        albedo and the materials are the shot's unless given (the renders use those stored with the solve:
+        ``materials``, a sequence of ``assets.RefinedMaterial``)."""
+        from .assets import refine_parts
         from .scene import InsertScene
 
-        return InsertScene(list(self.parts), ground_height_m=self.ground_height_m,
+        return InsertScene(refine_parts(self.parts, materials), ground_height_m=self.ground_height_m,
                            ground_albedo=self.ground_albedo if ground_albedo is None else ground_albedo,
                            view=view, env_height=env_height, max_depth=max_depth)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..assets import RefinedMaterial
 from ..errors import ConfigError, VfxInsertError, warn
 from .panorama import hdri_to_mitsuba_env, sample_bilinear, texel_directions, texel_solid_angles
 from .sg import SGLobes
@@ -76,6 +77,8 @@ class Environment:
     ground_albedo: tuple[float, float, float] | None = None
     """The proxy ground's albedo the solve used, measured once per shot and stored with it, so that every
     frame, chunk, resume and node renders with the same value; None before it is saved."""
+    materials: tuple[RefinedMaterial, ...] | None = None
+    """The parts' materials as the solve refined them (``[optimize] material``); None: the shot's."""
 
     @property
     def digest(self) -> str:
@@ -100,14 +103,21 @@ class Environment:
             doc["inputs_hash"] = self.inputs_hash
         if self.ground_albedo is not None:
             doc["ground_albedo"] = list(self.ground_albedo)
+        if self.materials is not None:
+            doc["materials"] = self.materials_json()
         return doc
+
+    def materials_json(self) -> list | None:
+        """The refined materials, JSON-ready (None: the shot's own)."""
+        return None if self.materials is None else [asdict(m) for m in self.materials]
 
     def fields_json(self) -> dict:
         """Every field but the arrays, lobes and tone, JSON-ready (the environment cache); see from_fields."""
         return {"source": self.source, "solve": asdict(self.solve) if self.solve else None,
                 "init_seconds": self.init_seconds, "hdri": self.hdri, "rotate_y_deg": self.rotate_y_deg,
                 "working_space": self.working_space, "inputs_hash": self.inputs_hash,
-                "ground_albedo": list(self.ground_albedo) if self.ground_albedo is not None else None}
+                "ground_albedo": list(self.ground_albedo) if self.ground_albedo is not None else None,
+                "materials": self.materials_json()}
 
     @classmethod
     def from_fields(cls, mitsuba_data, latlong, fields: dict, lobes: SGLobes | None,
@@ -115,10 +125,13 @@ class Environment:
         """The inverse of :meth:`fields_json` (with the arrays, lobes and tone stored beside it)."""
         solve = fields["solve"]
         solve = Solve(**{**solve, "losses": tuple(solve["losses"]), "retries": tuple(solve["retries"])}) if solve else None
-        albedo = fields["ground_albedo"]
+        albedo, materials = fields["ground_albedo"], fields["materials"]
         return cls(mitsuba_data, latlong, fields["source"], lobes, tone, solve, fields["init_seconds"],
                    fields["hdri"], fields["rotate_y_deg"], fields["working_space"], fields["inputs_hash"],
-                   tuple(float(c) for c in albedo) if albedo is not None else None)
+                   tuple(float(c) for c in albedo) if albedo is not None else None,
+                   None if materials is None else tuple(
+                       RefinedMaterial(str(m["part"]), tuple(float(c) for c in m["gain"]), float(m["roughness"]),
+                                       float(m["metallic"])) for m in materials))
 
 
 def hdri_environment(shot: ShotConfig, env_height: int = 2 * EXPORT_HEIGHT) -> Environment:

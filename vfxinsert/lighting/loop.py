@@ -30,6 +30,7 @@ from ..seeds import frame_seed
 
 if TYPE_CHECKING:
     from ..config import OptimizeConfig
+    from .material import MaterialRefine
     from ..scene import InsertScene, View
     from .tone import ToneCurves
 
@@ -117,16 +118,15 @@ class OptimResult:
     resumed_from: int | None = None
 
 
-def _snapshot(lighting, tone, opt) -> dict:
-    return {"params": [p.detach().clone() for p in lighting.parameters() + tone.parameters()],
-            "opt": copy.deepcopy(opt.state_dict())}
+def _snapshot(params: list, opt) -> dict:
+    return {"params": [p.detach().clone() for p in params], "opt": copy.deepcopy(opt.state_dict())}
 
 
-def _restore(snapshot: dict, lighting, tone, opt) -> None:
+def _restore(snapshot: dict, params: list, opt) -> None:
     import torch
 
     with torch.no_grad():
-        for p, v in zip(lighting.parameters() + tone.parameters(), snapshot["params"]):
+        for p, v in zip(params, snapshot["params"]):
             p.copy_(v)
     opt.load_state_dict(copy.deepcopy(snapshot["opt"]))
 
@@ -139,8 +139,10 @@ def settings_digest(settings: OptimizeConfig) -> str:
 def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingModel, tone: ToneCurves,
              settings: OptimizeConfig,
              objective: Objective, *, shot_name: str, checkpoint: Path | None = None,
-             on_iteration: Callable[[int, int, float], None] | None = None) -> OptimResult:
-    """Optimise ``lighting`` and ``tone`` so the composites of ``targets`` minimise ``objective``.
+             on_iteration: Callable[[int, int, float], None] | None = None,
+             material: MaterialRefine | None = None) -> OptimResult:
+    """Optimise ``lighting`` and ``tone`` (and ``material``, when given) so the composites of ``targets``
+    minimise ``objective``.
 
     ``scene`` is an InsertScene whose film is ``crop_px`` square; each target's view is a window of its
     frame rendered at that size. ``tone`` has one curve pair per target (same order).
@@ -156,6 +158,9 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         groups.append({"params": lighting.parameters(), "lr": settings.lr_lighting, "base_lr": settings.lr_lighting})
     if settings.optimise_tone:
         groups.append({"params": tone.parameters(), "lr": settings.lr_tone, "base_lr": settings.lr_tone})
+    if material is not None:
+        groups.append({"params": material.parameters(), "lr": settings.lr_material, "base_lr": settings.lr_material})
+    params = lighting.parameters() + tone.parameters() + (material.parameters() if material is not None else [])
     opt = torch.optim.Adam(groups)
     key = f"{settings_digest(settings)}:{shot_name}:{[t.frame for t in targets]}"
     losses: list[float] = []
@@ -171,11 +176,11 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         except Exception:   # torch raises UnpicklingError, RuntimeError, EOFError... for a bad file
             state = {}
         if isinstance(state, dict) and state.get("key") == key:
-            _restore(state["snapshot"], lighting, tone, opt)
+            _restore(state["snapshot"], params, opt)
             losses, retries, lr_scale, start = state["losses"], state["retries"], state["lr_scale"], state["iteration"]
             resumed_from = start
     t0 = time.perf_counter()
-    good = _snapshot(lighting, tone, opt)
+    good = _snapshot(params, opt)
     i = start
     attempts = 0
     while i < n:
@@ -192,8 +197,10 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         ramp = settings.fusion_ramp(i)
         # --- render: object under L_fg, shadow under L_sh (one render once the maps are fused)
         env_fg, env_sh = lighting.maps(ramp)
-        layers_fg = scene.render_torch(env_fg, seed, settings.spp)
-        layers_sh = layers_fg if ramp >= 1.0 else scene.render_torch(env_sh, seed + 1, settings.spp, slot="shadow")
+        mats = material.values() if material is not None else None
+        layers_fg = scene.render_torch(env_fg, seed, settings.spp, materials=mats)
+        layers_sh = layers_fg if ramp >= 1.0 else scene.render_torch(env_sh, seed + 1, settings.spp, slot="shadow",
+                                                                     materials=mats)
         rgb, alpha = layers_fg[..., 0:3], layers_fg[..., 3:4]
         _, _, ratio, _ = composite(layers_sh, 0.0)
         # --- tone and composite: comp = T_fg(I) * A + plate * T_sh(ratio) * (1 - A)
@@ -205,7 +212,7 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
         if settings.optimise_tone and len(targets) > 2:
             loss = loss + settings.tone_smoothness * tone.smoothness()
         loss.backward()
-        grads_ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in lighting.parameters() + tone.parameters())
+        grads_ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)
         if not math.isfinite(loss.item()) or not grads_ok:
             attempts += 1
             lr_scale *= 0.5
@@ -214,12 +221,14 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
             if attempts > settings.max_retries:
                 raise OptimizeError(f"diverged at iteration {i} after {attempts - 1} recoveries",
                                         where=f"shot {shot_name}", fix="lower [optimize] lr_lighting or check the plate")
-            _restore(good, lighting, tone, opt)
+            _restore(good, params, opt)
             continue
         # --- step, clamp, update
         opt.step()
         lighting.clamp_()
         tone.clamp_()
+        if material is not None:
+            material.clamp_()
         if lighting.exploded():
             attempts += 1
             lr_scale *= 0.5
@@ -227,10 +236,10 @@ def optimise(scene: InsertScene, targets: list[FrameTarget], lighting: LightingM
             if attempts > settings.max_retries:
                 raise OptimizeError(f"lighting exploded at iteration {i}", where=f"shot {shot_name}",
                                         fix="lower [optimize] lr_lighting")
-            _restore(good, lighting, tone, opt)
+            _restore(good, params, opt)
             continue
         attempts = 0
-        good = _snapshot(lighting, tone, opt)
+        good = _snapshot(params, opt)
         losses.append(float(loss.item()))
         i += 1
         if on_iteration:

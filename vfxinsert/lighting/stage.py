@@ -171,10 +171,12 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
         starts_record = {"scores": scores, "chosen": chosen,
                          "key_directions": [s.dominant_direction().tolist() for s in starts]}
     tone = ToneCurves(len(targets), device=device)
+    material = _material(scene, settings, device)
     say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
-        f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective {objective_name}")
+        f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective {objective_name}"
+        + (f", with the materials of {len(material.names)} part(s)" if material is not None else ""))
     result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
-                      checkpoint=checkpoint, on_iteration=on_iteration)
+                      checkpoint=checkpoint, on_iteration=on_iteration, material=material)
     data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
@@ -182,7 +184,21 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
                   result.resumed_from, {**lighting.describe(), "optimize": _record(settings, crop_px, targets),
                                         "starts": starts_record}, guidance_record)
     return Environment(data, latlong, shot.lighting.init, fitted,
-                       ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds)
+                       ToneExport.from_curves(tone, [t.frame for t in targets]), solve, init_seconds=init_seconds,
+                       materials=material.refined() if material is not None else None)
+
+
+def _material(scene, settings, device: str):
+    """The material refinement of ``[optimize] material = true`` (None when off)."""
+    from ..errors import ConfigError
+    from .material import MaterialRefine
+
+    if not settings.material:
+        return None
+    if not scene.material_parts:
+        raise ConfigError("material = true, but no asset part has a principled material to refine",
+                          where="[optimize] material", fix="set material = false")
+    return MaterialRefine(scene.material_parts, device=device)
 
 
 def regrade_tone(shot: ShotConfig, frames: list[int], env: Environment, *, context: ShotContext | None = None,
@@ -207,7 +223,7 @@ def regrade_tone(shot: ShotConfig, frames: list[int], env: Environment, *, conte
     settings = replace(shot.optimize, lr_lighting=0.0)
     targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
     height = env.mitsuba_data.shape[0]
-    scene = context.scene(targets[0].view, env_height=height, max_depth=settings.max_depth)
+    scene = context.scene(targets[0].view, env_height=height, max_depth=settings.max_depth, materials=env.materials)
     lighting = FixedLighting(env.mitsuba_data, device=scene.torch_device)
     tone = ToneCurves(len(targets), device=scene.torch_device)
     if env.tone is not None:   # start from the curves before the grade, each keyframe's own or interpolated
