@@ -123,7 +123,7 @@ def target(args, w, h) -> None:
     print("|---|---|---|---|---|")
     for t in args.targets:
         t0 = time.perf_counter()
-        out = render_final(scene, 1, RenderConfig(spp=1024, noise_target=t), w * h)
+        out = render_final(scene, 1, RenderConfig(spp=1024, noise_target=t, denoise="off"), w * h)
         e = qs.errors_of(out.rgb, out.alpha, out.shadow, rgb_r, alpha_r, shadow_r, ref[..., 10])
         print(f"| {t} | {out.spp} | {e['object']:.4f} | {e['shadow']:.4f} | {time.perf_counter() - t0:.1f} |")
 

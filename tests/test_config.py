@@ -90,7 +90,8 @@ def test_architecture_example_keys_are_all_accepted(tmp_path):
 def test_defaults_when_sections_omitted(tmp_path):
     text = VALID.split("[ground]")[0] + '[[asset]]\nmesh = "assets/box.obj"\n'
     shot = load_shot(write_shot(tmp_path, text))
-    assert shot.ground.albedo == "plate" and shot.render.spp == 128 and shot.output.compression == "zip"
+    assert shot.ground.albedo == "plate" and shot.output.compression == "zip"
+    assert (shot.render.spp, shot.render.denoise) == (16, "oidn")   # as accurate as raw 128 (docs/benchmarks.md)
     assert shot.output.dir == tmp_path / "out"  # an omitted [output] still resolves beside the shot file
 
 
@@ -99,6 +100,7 @@ CASES = [
     (("[render]", "[render]\nsamples = 4"), ConfigError, ["[render]", "unknown key 'samples'", "spp, max_depth"]),
     (("spp = 128", 'spp = "lots"'), ConfigError, ["[render] spp", "expected an integer"]),
     (("spp = 128", "spp = 12.5"), ConfigError, ["[render] spp", "expected an integer"]),
+    (("spp = 128", "spp = 100"), ConfigError, ["[render] spp", "not a power of two", "use 64 or 128"]),
     (("spp = 128", 'spp = 128\ndenoise = "fast"'), ConfigError, ["[render] denoise", "oidn"]),
     (("spp = 128", "spp = 128\nnoise_target = 1.5"), ConfigError, ["[render]", "noise_target < 1"]),
     (("optimize = true", "optimize = 1"), ConfigError, ["[lighting] optimize", "true or false"]),

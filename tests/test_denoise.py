@@ -55,10 +55,11 @@ def test_denoised_layers_keep_the_identity_the_exact_plate_and_beat_raw(scene, r
     # where raw says the object plays no part (ratio exactly 1), away from the visible shadow, the
     # multiplier stays exactly 1 and the composite is the plate (most such pixels, even at 64x48)
     exact = (shadow == 1.0).all(-1) & (alpha[..., 0] == 0)
-    far = exact & ~shadow_region(shadow)
+    region = shadow_region(~(shadow == 1.0).all(-1), d_shadow)
+    far = exact & ~region
     assert far.sum() > 0.6 * exact.sum()
     assert np.all(d_shadow[far] == 1.0) and np.array_equal(comp[far], plate[far])
-    assert np.all(d_shadow[~shadow_region(shadow)] == 1.0)
+    assert np.all(d_shadow[~region] == 1.0)
     # partly covered pixels are no worse than raw; the object and the shadow are better
     raw_full, raw_edge, raw_shadow = _errors(rgb, shadow, reference)
     den_full, den_edge, den_shadow = _errors(d_rgb, d_shadow, reference)
@@ -68,7 +69,7 @@ def test_denoised_layers_keep_the_identity_the_exact_plate_and_beat_raw(scene, r
 
 
 def test_render_final_denoises_only_when_asked(scene):
-    off = render_final(scene, 5, RenderConfig(spp=16), W * H)
+    off = render_final(scene, 5, RenderConfig(spp=16, denoise="off"), W * H)
     raw = composite(scene.render(seed=5, spp=16), 0.0)
     assert np.array_equal(off.rgb, raw[0]) and np.array_equal(off.shadow, raw[2]) and off.spp == 16
     on = render_final(scene, 5, RenderConfig(spp=16, denoise="oidn"), W * H)
@@ -76,9 +77,9 @@ def test_render_final_denoises_only_when_asked(scene):
 
 
 def test_noise_target_stops_by_the_renders_own_variance(scene, reference):
-    loose = render_final(scene, 7, RenderConfig(spp=512, noise_target=0.2), W * H)
-    tight = render_final(scene, 7, RenderConfig(spp=512, noise_target=0.03), W * H)
-    capped = render_final(scene, 7, RenderConfig(spp=64, noise_target=0.0001), W * H)
+    loose = render_final(scene, 7, RenderConfig(spp=512, noise_target=0.2, denoise="off"), W * H)
+    tight = render_final(scene, 7, RenderConfig(spp=512, noise_target=0.03, denoise="off"), W * H)
+    capped = render_final(scene, 7, RenderConfig(spp=64, noise_target=0.0001, denoise="off"), W * H)
     assert loose.spp == 32 and 32 < tight.spp <= 512 and capped.spp == 64
     # the estimate from the batches' spread matches the error against the converged reference
     layers = [scene.render(seed=50 + k, spp=16) for k in range(8)]
@@ -106,3 +107,50 @@ def test_every_sampler_keeps_the_ratio_exactly_one_where_the_object_plays_no_par
     assert np.array_equal(layers[..., 4:7][ground], layers[..., 7:10][ground])
     assert np.all(composite(layers, 0.0)[2] == 1.0)
 
+
+
+def _denoised_shot(tmp_path, shared_data):
+    from test_cli import make_shot
+
+    shot = make_shot(tmp_path, shared_data)
+    shot.write_text(shot.read_text().replace("spp = 8", 'spp = 8\ndenoise = "oidn"'))
+    return shot
+
+
+def test_check_runs_the_denoiser_when_the_shot_asks_for_it(tmp_path, shared_data):
+    from vfxinsert.check import check_shot
+
+    _, findings = check_shot(_denoised_shot(tmp_path, shared_data), run_llvm=False)
+    (denoiser,) = [f for f in findings if f.topic == "denoiser"]
+    assert denoiser.ok and "Open Image Denoise 2." in denoiser.detail
+
+
+def test_check_names_a_broken_denoiser_install_in_one_line(tmp_path, shared_data):
+    """A pyoidn whose native library does not load (what a half-installed wheel does) fails `check`, not the
+    farm's render tasks an hour later."""
+    import subprocess
+    import sys
+
+    shot = _denoised_shot(tmp_path / "shot", shared_data)
+    broken = tmp_path / "site" / "pyoidn"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("libOpenImageDenoise.so.2: cannot open shared object file")\n')
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-m", "vfxinsert", "check", "--no-llvm", str(shot)], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("vfxinsert: error:")]
+    assert len(errors) == 1 and "pyoidn" in errors[0] and "libOpenImageDenoise" in errors[0], out.stderr
+    assert 'denoise = "off"' in errors[0]
+
+
+def test_a_final_render_takes_exactly_its_spp_in_passes_of_a_power_of_four(scene):
+    """128 spp = two 64-sample passes (multijitter would round one 128-sample render up to 132), and the
+    frame is the mean of those passes."""
+    from vfxinsert.denoise import pass_spp
+
+    assert [pass_spp(s, 10**6) for s in (1, 2, 16, 32, 128, 512)] == [1, 1, 16, 16, 64, 256]
+    assert pass_spp(1024, 4096 * 2160) == 64            # 8.8 M pixels x 256 would pass Mitsuba's 2^31 samples
+    out = render_final(scene, 5, RenderConfig(spp=128, denoise="off"), W * H)
+    passes = [scene.render(seed=5 + k * 7919, spp=64) for k in range(2)]
+    assert out.spp == 128 and np.array_equal(out.rgb, composite((passes[0] + passes[1]) / 2, 0.0)[0])

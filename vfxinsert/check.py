@@ -40,6 +40,8 @@ def check_shot(shot_path: str | Path, *, run_llvm: bool = True) -> tuple[ShotCon
     ]
     if run_llvm:
         steps.append(("renderer", _check_llvm))
+    if shot.render.denoise == "oidn":
+        steps.append(("denoiser", _check_denoiser))
     for topic, step in steps:
         try:
             findings.extend(step(shot))
@@ -231,3 +233,9 @@ def _check_llvm(shot: ShotConfig) -> list[Finding]:
     from .env import check_llvm_runs
 
     return [Finding("renderer", True, check_llvm_runs())]
+
+
+def _check_denoiser(shot: ShotConfig) -> list[Finding]:
+    from .denoise import check_denoiser
+
+    return [Finding("denoiser", True, check_denoiser())]

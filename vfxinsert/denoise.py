@@ -3,8 +3,8 @@
 ``render_final`` renders the shot's ``[render]`` settings into the object colour (premultiplied), its
 alpha and the shadow multiplier:
 
-- ``noise_target = 0``: ``spp`` samples, in passes with distinct seeds when pixels x spp exceeds
-  Mitsuba's 2^32 limit. ``noise_target > 0``: batches of :data:`BATCH_SPP` until the object's relative
+- ``noise_target = 0``: ``spp`` samples (a power of two), in passes of a power of four with distinct
+  seeds (:func:`pass_spp`). ``noise_target > 0``: batches of :data:`BATCH_SPP` until the object's relative
   noise and the shadow multiplier's noise, both measured from the spread of the batches (the render's
   own variance, no reference), are at or below the target; ``spp`` is then the most it may take.
 - ``denoise = "oidn"``: Intel Open Image Denoise on the object colour and on the shadow multiplier
@@ -13,7 +13,7 @@ alpha and the shadow multiplier:
   object colour is exactly 0 where alpha is 0, partly covered pixels keep the raw colour (OIDN's
   result there was measured worse than raw: docs/benchmarks.md), the object pass sees the colour
   unpremultiplied and continued past the silhouette (not blended with the black background), and
-  the shadow is exactly 1 where the raw ratio is exactly 1 except next to a visible shadow
+  the shadow is exactly 1 where the raw ratio is exactly 1 except next to a visible (denoised) shadow
   (:func:`shadow_region`), so the layer identity and "the composite equals the plate there" hold as
   without the denoiser. Each pass runs on the bounding box of its region only.
 """
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 BATCH_SPP = 16
 """Samples per batch of the adaptive stop (a square and a power of two, as stratified samplers want)."""
 SHADOW_MARGIN = 4
-"""Pixels around a visible raw shadow that the denoiser may change although their raw ratio is 1."""
+"""Pixels around a visible (denoised) shadow that the denoiser may change although their raw ratio is 1."""
 SHADOW_VISIBLE = 0.02
 """A ratio this far from 1 is a visible shadow (or bounce); fainter ones do not widen the region."""
 OBJECT_MARGIN = 4
@@ -55,7 +55,7 @@ def render_final(scene, seed: int, render: RenderConfig, pixels: int,
     if render.noise_target > 0:
         layers, spp = _render_to_noise(scene, seed, render.noise_target, render.spp)
     else:
-        layers, spp = _render_passes(scene, seed, render.spp, pixels), render.spp
+        layers, spp = _render_passes(scene, seed, render.spp, pixels)
     if between is not None:
         layers = between(layers)
     rgb, alpha, shadow, _ = composite(layers, 0.0)
@@ -64,15 +64,27 @@ def render_final(scene, seed: int, render: RenderConfig, pixels: int,
     return FinalLayers(rgb, alpha, shadow, spp)
 
 
-def _render_passes(scene, seed: int, spp: int, pixels: int) -> np.ndarray:
-    """One render, split into passes with distinct seeds when pixels x spp exceeds Mitsuba's 2^32 limit."""
-    passes = max(1, math.ceil(pixels * spp / 2**31))
-    per = math.ceil(spp / passes)
+def _render_passes(scene, seed: int, spp: int, pixels: int) -> tuple[np.ndarray, int]:
+    """One frame's render of ``spp`` samples (a power of two) and the samples it took: passes with distinct
+    seeds of a power of four each (:func:`pass_spp`), averaged."""
+    per = pass_spp(spp, pixels)
     total = None
-    for k in range(passes):
+    for k in range(spp // per):
         layers = scene.render(seed + k * 7919, per)
         total = layers if total is None else total + layers
-    return total / passes
+    return total / (spp // per), spp
+
+
+def pass_spp(spp: int, pixels: int) -> int:
+    """Samples per pass of a final render of ``spp`` (a power of two): the largest power of four that divides
+    it and keeps pixels x samples within Mitsuba's 2^31 per render. A power of four is a square grid for the
+    stratified sampler (taken exactly, no rounding up) and, like any power of two, divides the renderer's
+    work blocks, so no pixel's samples straddle two threads: the render is bit-identical whatever the number
+    of threads (a 528-sample render, what ``multijitter`` makes of 512, is not)."""
+    per = 1
+    while per * 4 <= spp and spp % (per * 4) == 0 and pixels * per * 4 <= 2**31:
+        per *= 4
+    return per
 
 
 def _render_to_noise(scene, seed: int, target: float, max_spp: int) -> tuple[np.ndarray, int]:
@@ -156,13 +168,34 @@ def _extend(colour: np.ndarray, known: np.ndarray, steps: int) -> np.ndarray:
     return colour
 
 
-def _oidn(image: np.ndarray) -> np.ndarray:
+def _pyoidn():
     try:
         import pyoidn
     except ImportError as exc:
-        raise RenderError("[render] denoise = \"oidn\" needs the pyoidn package", where="render denoise",
+        raise RenderError(f"[render] denoise = \"oidn\" needs the pyoidn package ({exc})", where="render denoise",
                           fix="install requirements.lock (pyoidn), or set denoise = \"off\"") from exc
-    return pyoidn.denoise(np.ascontiguousarray(image, np.float32), hdr=True)
+    return pyoidn
+
+
+def _oidn(image: np.ndarray) -> np.ndarray:
+    return _pyoidn().denoise(np.ascontiguousarray(image, np.float32), hdr=True)
+
+
+def check_denoiser() -> str:
+    """What `vfxinsert check` says of the denoiser: pyoidn imports and denoises an 8 x 8 image on this machine
+    (its CPU device starts), else a RenderError saying how to fix it."""
+    pyoidn = _pyoidn()
+    try:
+        out = _oidn(np.full((8, 8, 3), 0.5, np.float32))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise RenderError(f"Open Image Denoise does not run here: {exc}", where="render denoise",
+                          fix="reinstall pyoidn from requirements.lock, or set denoise = \"off\"") from exc
+    if not np.all(np.isfinite(out)):
+        raise RenderError("Open Image Denoise returned non-finite pixels for a flat test image",
+                          where="render denoise", fix="reinstall pyoidn from requirements.lock, or set denoise = \"off\"")
+    from importlib.metadata import version
+
+    return f"Open Image Denoise {getattr(pyoidn.version, 'oidn_version', '?')} runs (pyoidn {version('pyoidn')})"
 
 
 def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *,
@@ -181,19 +214,22 @@ def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *,
         full = (a[box] >= 1.0) if edges == "raw" else covered
         rgb = rgb.copy()
         rgb[box] = np.where(full[..., None], clean, rgb[box])
-    region = shadow_region(shadow)
-    box = _box(region, 0)
+    off = np.any(shadow != 1.0, axis=-1)
+    box = _box(off, SHADOW_MARGIN)
     if box is not None:
         clean = np.maximum(_oidn(shadow[box]), 0.0)
+        region = shadow_region(off[box], clean)
         shadow = shadow.copy()
-        shadow[box] = np.where(region[box][..., None], clean, 1.0)
+        shadow[box] = np.where(region[..., None], clean, 1.0)
     return rgb, shadow
 
 
-def shadow_region(shadow: np.ndarray) -> np.ndarray:
-    """Where the denoised shadow may differ from 1: every pixel whose raw ratio is not exactly 1, and the
-    pixels within SHADOW_MARGIN of a visible shadow (a ratio off 1 by more than SHADOW_VISIBLE), where a
-    raw 1 is noise (a penumbra pixel whose few samples all missed). Elsewhere a raw 1 stays exactly 1:
-    the scattered pixels a faint bounce off the object touched do not spread the denoiser over the plate."""
-    visible = np.any(np.abs(shadow - 1.0) > SHADOW_VISIBLE, axis=-1)
-    return _dilate(visible, SHADOW_MARGIN) | np.any(shadow != 1.0, axis=-1)
+def shadow_region(off: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Where the denoised shadow replaces the raw one: every pixel whose raw ratio is not exactly 1 (``off``),
+    and the pixels within SHADOW_MARGIN of a visible shadow in the denoised multiplier ``clean`` (off 1 by
+    more than SHADOW_VISIBLE), where a raw 1 is noise (a penumbra pixel whose few samples all missed).
+    Elsewhere a raw 1 stays exactly 1. Visibility is judged on the denoised multiplier, not the raw one:
+    at low spp single samples of the object's faint bounce light are off 1 by more than SHADOW_VISIBLE
+    all over the ground, and judging them raw spread the denoiser over a tenth of the untouched plate."""
+    visible = np.any(np.abs(clean - 1.0) > SHADOW_VISIBLE, axis=-1)
+    return _dilate(visible, SHADOW_MARGIN) | off

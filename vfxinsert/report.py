@@ -24,11 +24,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .config import ShotConfig
+from .config import RenderConfig, ShotConfig
 from .errors import OutputError
 from .fsutil import atomic_folder, atomic_write_bytes, atomic_write_text
 from .outputs import StageReport, insert_path, working_plate_path
-from .plots import CHANNEL_COLOURS, LINE_COLOUR, PLOT_SIZE_PX, plot_png
+from .plots import CHANNEL_COLOURS, LINE_COLOUR, PLOT_SIZE_PX, plot_png  # noqa: F401  (tests read it here)
 from .sequences import format_frames
 from .shot import ShotContext
 
@@ -400,7 +400,7 @@ def settings_rows(shot: ShotConfig) -> list[tuple[str, str]]:
         except (OSError, ValueError, AttributeError):
             source = "unreadable lighting.json"
     li, op, c = shot.lighting, shot.optimize, shot.camera
-    rows = [("render", f"{shot.render.spp} spp, max depth {shot.render.max_depth}"),
+    rows = [("render", _render_row(shot.render)),
             ("lighting", f"init {li.init}" + (f" ({li.hdri.name})" if li.hdri else "") + f", rotate_y {li.rotate_y_deg:g} deg"
              + (f"; source {source}" if source else "")),
             ("optimisation", f"{op.objective}: {op.iterations} iterations, {op.spp} spp, crop {op.crop_px} px, "
@@ -491,3 +491,12 @@ def _timing_rows(timings: Mapping[str, float]) -> list[tuple[str, str, str]]:
             for name, seconds in timings.items()]
     rows.append(("total", f"{total:.2f}", "100 %" if total > 0 else ""))
     return rows
+
+
+def _render_row(render: RenderConfig) -> str:
+    """The final renders' settings in words."""
+    from .denoise import BATCH_SPP
+
+    spp = (f"noise target {render.noise_target:g} (batches of {BATCH_SPP} spp, at most {render.spp})"
+           if render.noise_target else f"{render.spp} spp")
+    return f"{spp}, max depth {render.max_depth}, denoise {render.denoise}"
