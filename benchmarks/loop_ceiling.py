@@ -1,7 +1,8 @@
 """The loop's ceiling on panoramas the prior never saw: `bench`'s `reference` rows (the loop from the
 `plate` init against the true composite) on the lighting prior's validation panoramas.
 
-    python benchmarks/loop_ceiling.py [--starts 3] [--cases rooitou_park,...] [--iterations 300] [--out FILE]
+    python benchmarks/loop_ceiling.py [--starts 3] [--cases rooitou_park,...] [--iterations 300]
+                                      [--env-height 64] [--out FILE]
 
 One camera heading per panorama (120 degrees from the key light's azimuth, the plate camera of the
 prior's bench: pitch -12 degrees, 24 mm, the teapot 4 m ahead). Prints the per-case table and the
@@ -25,6 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--starts", type=int, default=3, help="[optimize] starts of the loop (1: no multi-start)")
     parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--env-height", type=int, help="[optimize] env_height of the loop (default: the default, 64)")
     parser.add_argument("--cases", help="comma-separated panorama stems (default: all validation panoramas)")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     args = parser.parse_args()
@@ -38,23 +40,25 @@ def main() -> int:
     for path in paths:
         name = path.stem.removesuffix("_1k")
         case_rows = run_case(name, read_image(path).rgb, offset_deg=120.0, camera=PLATE_CAMERA,
-                             iterations=args.iterations, starts=args.starts,
+                             iterations=args.iterations, starts=args.starts, env_height=args.env_height,
                              on_progress=lambda m: print(m, file=sys.stderr, flush=True))
         rows += case_rows
         for r in case_rows:   # each case as soon as it is done (a long run can be read while it goes on)
             print(f"case {r.case} {r.method}: key-light error {r.light_error_deg:.1f} deg, object error "
-                  f"{r.object_error:.3f}, shadow error {r.shadow_error:.3f}, {r.seconds:.0f} s", file=sys.stderr, flush=True)
-    lines = [f"Loop ceiling, starts = {args.starts}, {len(paths)} validation panoramas, "
+                  f"{r.object_error:.3f}, shadow error {r.shadow_error:.3f} (same seed {r.shadow_error_same_seed:.3f}), "
+                  f"{r.seconds:.0f} s", file=sys.stderr, flush=True)
+    lines = [f"Loop ceiling, starts = {args.starts}, env_height = {args.env_height or 64}, {len(paths)} validation panoramas, "
              f"{time.perf_counter() - t0:.0f} s in all.", "", format_table(rows, args.iterations), "",
-             "| method | key-light error median (min-max) deg | object error median | shadow error median (min-max) |",
-             "|---|---|---|---|"]
+             "| method | key-light error median (min-max) deg | object error median | shadow error median (min-max) | "
+             "same seed: shadow error median (min-max) |", "|---|---|---|---|---|"]
     for method in dict.fromkeys(r.method for r in rows):
         sel = [r for r in rows if r.method == method]
         light = [r.light_error_deg for r in sel]
         shadow = [r.shadow_error for r in sel]
+        same = [r.shadow_error_same_seed for r in sel]
         lines.append(f"| {method} | {np.median(light):.1f} ({min(light):.1f}-{max(light):.1f}) | "
                      f"{np.median([r.object_error for r in sel]):.3f} | {np.median(shadow):.3f} "
-                     f"({min(shadow):.3f}-{max(shadow):.3f}) |")
+                     f"({min(shadow):.3f}-{max(shadow):.3f}) | {np.median(same):.3f} ({min(same):.3f}-{max(same):.3f}) |")
     text = "\n".join(lines)
     print(text)
     if args.out:

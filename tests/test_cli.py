@@ -62,17 +62,17 @@ def make_shot(folder: Path, shared: Path, frames=(1, 3), extra_plate: str = "", 
     return shot
 
 
-def make_validation_shot(root: Path, shared: Path, optimize: str) -> Path:
+def make_validation_shot(root: Path, shared: Path, optimize: str, lighting: str = 'init = "plate"\nlobes = 6') -> Path:
     """A validation shot: ``root/truth`` rendered with the true HDRI, its composite as the reference sequence
-    ``root/ref``, and ``root/solve``, plate-initialised, solving against it with the ``[optimize]`` keys
-    ``optimize`` (TOML lines)."""
+    ``root/ref``, and ``root/solve`` (``lighting``: its [lighting] keys, plate-initialised by default),
+    solving against it with the ``[optimize]`` keys ``optimize`` (TOML lines)."""
     truth = root / "truth"
     assert main(["run", str(make_shot(truth, shared))]) == 0
     (root / "ref").mkdir()
     for f in (1, 2, 3):
         layers, _ = read_layers(truth / "out" / f"sh.{f:04d}.exr")
         write_exr(root / "ref" / f"ref.{f:04d}.exr", {c: layers[f"comp.{c}"] for c in "RGB"})
-    shot = make_shot(root / "solve", shared, lighting='init = "plate"\nlobes = 6')
+    shot = make_shot(root / "solve", shared, lighting=lighting)
     shot.write_text(shot.read_text() + '[optimize]\nreference = "../ref/ref.####.exr"\n' + optimize)
     return shot
 

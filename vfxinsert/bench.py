@@ -26,6 +26,9 @@ CASES = {
     "potsdamer_platz": REPO / "benchmarks" / "data" / "hdri" / "potsdamer_platz_1k.hdr",
 }
 ASSET = REPO / "shots" / "demo" / "assets" / "teapot.obj"
+REFERENCE_SEED = 1
+"""The reference composite's render seed; the methods' renders use 2 (independent noise) and, for
+``shadow_error_same_seed``, this one."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class BenchRow:
     azimuth_error_deg: float = float("nan")
     object_error: float = float("nan")
     shadow_error: float = float("nan")
+    shadow_error_same_seed: float = float("nan")
+    """The shadow error of a render with the reference's own random numbers (common random numbers): the
+    lighting's part of the error without most of the renders' Monte Carlo noise, which at the bench's spp
+    is 0.2-0.4 on this measure for the true panorama itself (docs/benchmarks.md, the loop's ceiling)."""
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -150,7 +157,7 @@ def make_case(name: str, pano: np.ndarray, offset_deg: float = 120.0, *, camera:
                         view=View(c2w, intr.fov_x_deg, width, height), env_height=EXPORT_HEIGHT, max_depth=4)
     case = Case(name, pano, true_dir, c2w, intr, plate, parts, bounds, object_window(bounds, 0.0, c2w, intr),
                 scene, (), spp)
-    case.reference = case.render(hdri_to_mitsuba_env(pano, EXPORT_HEIGHT), seed=1)
+    case.reference = case.render(hdri_to_mitsuba_env(pano, EXPORT_HEIGHT), seed=REFERENCE_SEED)
     return case
 
 
@@ -168,7 +175,7 @@ def composite_errors(pred: tuple, ref: tuple) -> tuple[float, float]:
 
 def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: BenchCamera = FIXED_CAMERA,
              iterations: int = 300, crop_px: int = 96, lr_lighting: float = 0.05, lr_tone: float = 0.05, prior=None,
-             starts: int | None = None, on_progress=None) -> list[BenchRow]:
+             starts: int | None = None, env_height: int | None = None, on_progress=None) -> list[BenchRow]:
     """Rows of one case: ``hdri`` (the noise floor), ``plate``, ``prior`` (when given), and unless
     ``iterations`` is 0 the loop against the reference composite from each: ``reference`` (from the
     plate init) and ``prior+loop``."""
@@ -193,8 +200,11 @@ def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: 
         comp = rgb + (1 - alpha) * case.plate * shadow
         rmse, s, si = metrics(case.crop_display(comp), ref_crop)
         obj, sh = composite_errors((rgb, alpha, shadow, comp), case.reference)
+        rgb1, alpha1, shadow1, _ = case.render(env_data, seed=REFERENCE_SEED)
+        rgb1, shadow1 = apply_tone(tone, 0, rgb1, alpha1, shadow1)
+        _, sh1 = composite_errors((rgb1, alpha1, shadow1, None), case.reference)
         rows.append(BenchRow(name, method, angular_error_deg(recovered_dir, case.true_dir), rmse, s, si, seconds,
-                             azimuth_error_deg(recovered_dir, case.true_dir), obj, sh))
+                             azimuth_error_deg(recovered_dir, case.true_dir), obj, sh, sh1))
         if on_progress:
             on_progress(f"bench: {name} {method}: RMSE {rmse:.4f}")
 
@@ -225,6 +235,8 @@ def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: 
     settings = OptimizeConfig(iterations=iterations, crop_px=crop_px, spp=16, lr_lighting=lr_lighting, lr_tone=lr_tone)
     if starts is not None:   # [optimize] starts: the loop's multi-start (1: the initial lighting alone)
         settings = replace(settings, starts=starts)
+    if env_height is not None:   # [optimize] env_height: the raster the lobes are drawn to while optimising
+        settings = replace(settings, env_height=env_height)
     opt_scene = InsertScene(case.parts, ground_height_m=0.0, ground_albedo=(0.3, 0.3, 0.3), view=window_view,
                             env_height=settings.env_height, max_depth=settings.max_depth)
     # the loop against the reference from each init: "reference" (from the plate, as before) and

@@ -226,10 +226,10 @@ def denoise(rgb: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, *,
 
 def shadow_region(off: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """Where the denoised shadow replaces the raw one: every pixel whose raw ratio is not exactly 1 (``off``),
-    and the pixels within SHADOW_MARGIN of a visible shadow in the denoised multiplier ``clean`` (off 1 by
-    more than SHADOW_VISIBLE), where a raw 1 is noise (a penumbra pixel whose few samples all missed).
-    Elsewhere a raw 1 stays exactly 1. Visibility is judged on the denoised multiplier, not the raw one:
-    at low spp single samples of the object's faint bounce light are off 1 by more than SHADOW_VISIBLE
+    and the pixels within SHADOW_MARGIN of a visible shadow, where a raw 1 is noise (a penumbra pixel whose
+    few samples all missed). Elsewhere a raw 1 stays exactly 1. A visible shadow is a pixel the raw render
+    says the object plays a part in and whose *denoised* multiplier ``clean`` is off 1 by more than
+    SHADOW_VISIBLE: at low spp single samples of the object's faint bounce light are off 1 by more than that
     all over the ground, and judging them raw spread the denoiser over a tenth of the untouched plate."""
-    visible = np.any(np.abs(clean - 1.0) > SHADOW_VISIBLE, axis=-1)
+    visible = off & np.any(np.abs(clean - 1.0) > SHADOW_VISIBLE, axis=-1)
     return _dilate(visible, SHADOW_MARGIN) | off

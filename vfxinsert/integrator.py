@@ -142,8 +142,8 @@ class ShadowCatcher(RBIntegrator):
 
     def render_backward(self, scene, params, grad_in, sensor=0, seed=0, spp=0):
         # Overridden for two reasons: no primal pre-pass is needed unless materials are differentiated
-        # (contributions are linear in the emitter), and 3.9.1's base class multiplies AOVs by the Color3f sensor weight, which breaks
-        # ImageBlock.put for any AD integrator with AOVs (fixed upstream after 3.9.1).
+        # (contributions are linear in the emitter), and 3.9.1's base class multiplies AOVs by the Color3f
+        # sensor weight, which breaks ImageBlock.put for any AD integrator with AOVs (fixed after 3.9.1).
         if isinstance(sensor, int):
             sensor = scene.sensors()[sensor]
         film = sensor.film()
