@@ -4,15 +4,12 @@ poses are written out by hand (world +Y up, metres), not derived from the reader
 from __future__ import annotations
 
 import math
-import shutil
-import textwrap
 
 import numpy as np
 import pytest
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade
 from test_plate_geometry import MARKER, RADIUS_M, alpha_centroid, expected_pixel, make_marker_shot
 
-from vfxinsert.assets import load_asset_parts
 from vfxinsert.cli import main
 from vfxinsert.config import load_shot
 from vfxinsert.errors import ConfigError

@@ -6,7 +6,6 @@ labels and light grid lines on both axes, a title and axis labels.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
