@@ -45,20 +45,23 @@ def main() -> int:
         rows += case_rows
         for r in case_rows:   # each case as soon as it is done (a long run can be read while it goes on)
             print(f"case {r.case} {r.method}: key-light error {r.light_error_deg:.1f} deg, object error "
-                  f"{r.object_error:.3f}, shadow error {r.shadow_error:.3f} (same seed {r.shadow_error_same_seed:.3f}), "
+                  f"{r.object_error:.3f}, shadow error {r.shadow_error:.3f} (same seed {r.shadow_error_same_seed:.3f}, in the crop "
+                  f"{r.shadow_error_in_crop:.3f}), "
                   f"{r.seconds:.0f} s", file=sys.stderr, flush=True)
     lines = [f"Loop ceiling, starts = {args.starts}, env_height = {args.env_height or 64}, {len(paths)} validation panoramas, "
              f"{time.perf_counter() - t0:.0f} s in all.", "", format_table(rows, args.iterations), "",
              "| method | key-light error median (min-max) deg | object error median | shadow error median (min-max) | "
-             "same seed: shadow error median (min-max) |", "|---|---|---|---|---|"]
+             "same seed: shadow error median (min-max) | same seed, in the crop |", "|---|---|---|---|---|---|"]
     for method in dict.fromkeys(r.method for r in rows):
         sel = [r for r in rows if r.method == method]
         light = [r.light_error_deg for r in sel]
         shadow = [r.shadow_error for r in sel]
         same = [r.shadow_error_same_seed for r in sel]
+        crop = [r.shadow_error_in_crop for r in sel]
         lines.append(f"| {method} | {np.median(light):.1f} ({min(light):.1f}-{max(light):.1f}) | "
                      f"{np.median([r.object_error for r in sel]):.3f} | {np.median(shadow):.3f} "
-                     f"({min(shadow):.3f}-{max(shadow):.3f}) | {np.median(same):.3f} ({min(same):.3f}-{max(same):.3f}) |")
+                     f"({min(shadow):.3f}-{max(shadow):.3f}) | {np.median(same):.3f} ({min(same):.3f}-{max(same):.3f}) | "
+                     f"{np.median(crop):.3f} ({min(crop):.3f}-{max(crop):.3f}) |")
     text = "\n".join(lines)
     print(text)
     if args.out:

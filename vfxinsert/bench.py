@@ -47,6 +47,9 @@ class BenchRow:
     """The shadow error of a render with the reference's own random numbers (common random numbers): the
     lighting's part of the error without most of the renders' Monte Carlo noise, which at the bench's spp
     is 0.2-0.4 on this measure for the true panorama itself (docs/benchmarks.md, the loop's ceiling)."""
+    shadow_error_in_crop: float = float("nan")
+    """``shadow_error_same_seed`` over the optimisation's crop only (the object and the ground within twice
+    its height: what the loop sees), not the whole frame's ground."""
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -161,14 +164,20 @@ def make_case(name: str, pano: np.ndarray, offset_deg: float = 120.0, *, camera:
     return case
 
 
-def composite_errors(pred: tuple, ref: tuple) -> tuple[float, float]:
-    """(object, shadow) relative errors, in the scene-linear working space over the whole frame:
-    object: sum |rgb - rgb_ref| / sum rgb_ref over the premultiplied object layer; shadow: sum
-    |shadow - shadow_ref| / sum |1 - shadow_ref| where the reference shows the ground (alpha < 0.5)."""
+def composite_errors(pred: tuple, ref: tuple, window=None) -> tuple[float, float]:
+    """(object, shadow) relative errors, in the scene-linear working space over the whole frame (or the
+    square ``window`` (x0, y0, side)): object: sum |rgb - rgb_ref| / sum rgb_ref over the premultiplied
+    object layer; shadow: sum |shadow - shadow_ref| / sum |1 - shadow_ref| where the reference shows the
+    ground (alpha < 0.5)."""
     rgb, _, shadow, _ = pred
     rgb_ref, alpha_ref, shadow_ref, _ = ref
     obj = float(np.abs(rgb - rgb_ref).sum() / max(np.abs(rgb_ref).sum(), 1e-12))
     ground = (alpha_ref < 0.5).astype(np.float64)
+    if window is not None:
+        x0, y0, side = window
+        inside = np.zeros_like(ground)
+        inside[max(y0, 0):y0 + side, max(x0, 0):x0 + side] = 1.0
+        ground = ground * inside
     sh = float((np.abs(shadow - shadow_ref) * ground).sum() / max((np.abs(1.0 - shadow_ref) * ground).sum(), 1e-12))
     return obj, sh
 
@@ -203,8 +212,9 @@ def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: 
         rgb1, alpha1, shadow1, _ = case.render(env_data, seed=REFERENCE_SEED)
         rgb1, shadow1 = apply_tone(tone, 0, rgb1, alpha1, shadow1)
         _, sh1 = composite_errors((rgb1, alpha1, shadow1, None), case.reference)
+        _, sh1_crop = composite_errors((rgb1, alpha1, shadow1, None), case.reference, case.window)
         rows.append(BenchRow(name, method, angular_error_deg(recovered_dir, case.true_dir), rmse, s, si, seconds,
-                             azimuth_error_deg(recovered_dir, case.true_dir), obj, sh, sh1))
+                             azimuth_error_deg(recovered_dir, case.true_dir), obj, sh, sh1, sh1_crop))
         if on_progress:
             on_progress(f"bench: {name} {method}: RMSE {rmse:.4f}")
 
