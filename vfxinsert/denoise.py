@@ -177,8 +177,38 @@ def _pyoidn():
     return pyoidn
 
 
+_FILTER: list = []
+"""This process's OIDN device and filter, made once (:func:`_oidn`)."""
+
+
 def _oidn(image: np.ndarray) -> np.ndarray:
-    return _pyoidn().denoise(np.ascontiguousarray(image, np.float32), hdr=True)
+    """OIDN's RT filter on an HDR image with its input scale given, not auto-exposed: OIDN's autoexposure is
+    a parallel reduction whose order follows the thread scheduling, so its output could differ in the last
+    bits from run to run (a farm chunk differed from a run by one half-float step in one of four runs).
+    The scale here is OIDN's own rule (0.18 over the log-average luminance) summed in a fixed order."""
+    pyoidn = _pyoidn()
+    from pyoidn.filter import OIDN_FORMAT_FLOAT3
+
+    image = np.ascontiguousarray(image, np.float32)
+    lum = image.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
+    lit = lum[lum > 1e-8]
+    scale = float(0.18 / np.exp2(np.log2(lit).mean())) if lit.size else 1.0
+    if not _FILTER:
+        device = pyoidn.Device()
+        device.commit()
+        _FILTER.extend([device, pyoidn.Filter(device, "RT")])
+    device, flt = _FILTER
+    out = np.empty_like(image)
+    flt.set_image("color", image, OIDN_FORMAT_FLOAT3)
+    flt.set_image("output", out, OIDN_FORMAT_FLOAT3)
+    flt.set_bool("hdr", True)
+    flt.set_float("inputScale", scale)
+    flt.commit()
+    flt.execute()
+    error = device.get_error()
+    if error:
+        raise RuntimeError(f"Open Image Denoise: {error}")
+    return out
 
 
 def check_denoiser() -> str:
