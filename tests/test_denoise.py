@@ -18,9 +18,9 @@ pytest.importorskip("pyoidn")
 W, H = 64, 48
 
 
-@pytest.fixture(scope="module")
-def scene():
-    view = View(look_at((0, 1.2, 2.4), (0, 0.3, 0)), 50.0, W, H)
+def ball_scene(width: int, height: int) -> InsertScene:
+    """A grey ball on the proxy ground under a sun and a sky, seen from 1.2 m up."""
+    view = View(look_at((0, 1.2, 2.4), (0, 0.3, 0)), 50.0, width, height)
     s = InsertScene([sphere((0, 0.3, 0), 0.3)], ground_height_m=0.0, ground_albedo=(0.4,) * 3, view=view,
                     env_height=32, max_depth=3, ground_half_size_m=2.0)
     axis = np.array([[0.0, 1.0, 0.0], [0.5, 0.7, 0.5]])
@@ -28,6 +28,11 @@ def scene():
                     np.array([[0.5, 0.6, 0.8], [12.0, 11.0, 9.0]]))
     s.set_env(lobes.radiance(mitsuba_env_directions(32, 64)).astype(np.float32))
     return s
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return ball_scene(W, H)
 
 
 @pytest.fixture(scope="module")
@@ -161,13 +166,7 @@ def test_the_denoiser_leaves_the_ground_the_object_never_touches_exactly_as_it_w
     'a visible shadow' by them spread the denoiser over the untouched plate (1.4 % of it here, 10 % on the
     benchmark teapot). Of the ground a converged render says the object plays no part in, every pixel the
     raw render also left at exactly 1 stays exactly 1."""
-    view = View(look_at((0, 1.2, 2.4), (0, 0.3, 0)), 50.0, 160, 120)
-    s = InsertScene([sphere((0, 0.3, 0), 0.3)], ground_height_m=0.0, ground_albedo=(0.4,) * 3, view=view,
-                    env_height=32, max_depth=3, ground_half_size_m=2.0)
-    axis = np.array([[0.0, 1.0, 0.0], [0.5, 0.7, 0.5]])
-    lobes = SGLobes(axis / np.linalg.norm(axis, axis=1, keepdims=True), np.array([2.0, 40.0]),
-                    np.array([[0.5, 0.6, 0.8], [12.0, 11.0, 9.0]]))
-    s.set_env(lobes.radiance(mitsuba_env_directions(32, 64)).astype(np.float32))
+    s = ball_scene(160, 120)
     _, ref_alpha, ref_shadow, _ = composite(s.render(seed=99, spp=1024), 0.0)
     rgb, alpha, shadow, _ = composite(s.render(seed=1, spp=16), 0.0)
     _, d_shadow = denoise(rgb, alpha, shadow)
