@@ -224,7 +224,7 @@ def test_reference_objective_end_to_end(tmp_path, shared_data, capsys):
     """A validation shot: the composite rendered with the true HDRI is the reference; a plate-initialised
     solve against it writes the optimised lighting, tone.json, and renders every frame."""
     shot = make_validation_shot(tmp_path, shared_data, "iterations = 12\ncrop_px = 32\nspp = 4\n"
-                                "checkpoint_every = 5\ntone_updates = 4\nstarts = 1\n")
+                                "checkpoint_every = 5\ntone_updates = 4\nstarts = 1\nsun_test = false\n")
     assert main(["run", str(shot)]) == 0
     out = tmp_path / "solve" / "out"
     doc = __import__("json").loads((out / "lighting.json").read_text())

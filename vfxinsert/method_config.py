@@ -155,6 +155,12 @@ class OptimizeConfig:
     iterations; the best by the objective is then optimised. 1: the initial lighting only."""
     start_iterations: int = 40
     """Iterations of each start's trial run."""
+    sun_test: bool = True
+    """After the run, the solved maps are tried as they are and with the light around their key gathered into
+    a sun (a lobe as sharp as env_height draws), start_iterations each; when the sun scores lower by the
+    objective, sun_iterations more iterations refine it (a broad key does not sharpen by itself)."""
+    sun_iterations: int = 100
+    """Iterations refining the sun when the sun test keeps it."""
     checkpoint_every: int = 50
     """Iterations between checkpoints (an interrupted solve resumes from the last one)."""
     keyframes: int = 24
@@ -165,6 +171,13 @@ class OptimizeConfig:
     """Least objective steps per keyframe: the solve uses at most iterations // tone_updates keyframes."""
     tone_smoothness: float = 1.0
     """Weight of the temporal smoothness penalty on the per-frame tone curves (second differences)."""
+    tone_prior: float = 0.01
+    """Weight of a pull of the shot's mean tone curves towards the identity (mean square of the keyframes'
+    mean exposure in stops and mean log slopes; a frame's departure from the mean, auto-exposure drift,
+    is free). The plate is linearised before the solve, so its camera response relative to a render in its
+    units is near the identity; and the mean exposure is exactly interchangeable with the shared SG
+    lighting's brightness and colour, which without a pull drift together (measured: the lighting 10x
+    brighter, the exposure 3 stops down). 0: DiPIR's free curves."""
     tone_window_frames: int = 13
     """After the solve, each keyframe's curves are replaced by a local linear fit over the keyframes within
     this many plate frames (centred; 13 = about half a second at 24 fps): flicker removed, ramps kept."""
@@ -174,6 +187,9 @@ class OptimizeConfig:
     """false: keep the tone curves at the identity (lighting only)."""
     max_retries: int = field(default=6, metadata={"key": False})
     """Divergence recoveries (each halves the learning rate) before giving up."""
+    fused: bool = field(default=False, metadata={"key": False})
+    """true: the two maps are fused from the first iteration (a run that goes on from a fused solve: the sun
+    test), whatever the fusion schedule."""
 
     def crop_size(self, *, cuda: bool, native_px: int | None) -> int:
         """The crop side this run renders: crop_px, or for "auto" the model's native size on a GPU (at
@@ -189,6 +205,8 @@ class OptimizeConfig:
 
     def fusion_ramp(self, iteration: int) -> float:
         """0 (two maps) .. 1 (fused) at ``iteration``: linear from fusion_start to fusion_end."""
+        if self.fused:
+            return 1.0
         if self.fusion == "off":
             return 0.0
         f = iteration / self.iterations
@@ -196,10 +214,12 @@ class OptimizeConfig:
 
     def validate(self, where: str) -> None:
         if self.iterations < 1 or (self.crop_px != "auto" and self.crop_px < 16) or self.spp < 1 \
-                or self.max_depth < 2 or self.keyframes < 1 or self.tone_smoothness < 0 or self.tone_updates < 1 \
-                or self.tone_window_frames < 1 or self.starts < 1 or self.start_iterations < 2:
+                or self.max_depth < 2 or self.keyframes < 1 or self.tone_smoothness < 0 or self.tone_prior < 0 \
+                or self.tone_updates < 1 or self.tone_window_frames < 1 or self.starts < 1 \
+                or self.start_iterations < 2 or self.sun_iterations < 1:
             raise ConfigError("need iterations >= 1, crop_px >= 16 (or \"auto\"), spp >= 1, max_depth >= 2, keyframes >= 1, "
-                              "tone_updates >= 1, tone_window_frames >= 1, tone_smoothness >= 0, starts >= 1, start_iterations >= 2", where=where,
+                              "tone_updates >= 1, tone_window_frames >= 1, tone_smoothness >= 0, tone_prior >= 0, "
+                              "starts >= 1, start_iterations >= 2, sun_iterations >= 1", where=where,
                               fix="see the [optimize] reference in README")
         if not (self.lr_lighting >= 0 and self.lr_tone >= 0 and self.lr_material >= 0 and 0 < self.lr_final_fraction <= 1):
             raise ConfigError("need lr_lighting >= 0, lr_tone >= 0, lr_material >= 0 and 0 < lr_final_fraction <= 1",

@@ -462,7 +462,7 @@ def guidance_shot(folder: Path, shared: Path, model: Path, extra: str = "") -> P
 
     shot = make_shot(folder, shared, lighting='init = "plate"\noptimize = true')
     shot.write_text(shot.read_text() + f'[guidance]\nmodel = "{model}"\n{extra}'
-                    '[optimize]\niterations = 3\ncrop_px = 32\nspp = 2\nstarts = 1\n')
+                    '[optimize]\niterations = 3\ncrop_px = 32\nspp = 2\nstarts = 1\nsun_test = false\n')
     return shot
 
 

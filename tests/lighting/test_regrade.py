@@ -32,7 +32,7 @@ def test_regrade_refits_the_tone_to_a_graded_plate_and_keeps_the_lighting(tmp_pa
     from vfxinsert.lighting.environment import read_environment
 
     shot = make_validation_shot(tmp_path, shared_data, "iterations = 40\ncrop_px = 32\nspp = 4\nlr_tone = 0.1\n"
-                                "tone_updates = 10\nstarts = 1\n")
+                                "tone_updates = 10\nstarts = 1\nsun_test = false\n")
     assert main(["run", str(shot)]) == 0
     config = load_shot(shot)
     before = read_environment(config)

@@ -118,6 +118,26 @@ def test_multi_start_candidates_move_the_key_to_other_bright_directions_above_th
         np.testing.assert_allclose(sorted(s.power()), sorted(lobes.power()))
 
 
+def test_gathering_the_light_around_the_key_into_a_sun_keeps_its_power_and_the_rest():
+    from vfxinsert.lighting.sg import SGLobes, angular_error_deg
+
+    key = np.array([0.0, 0.5, -0.8]) / np.linalg.norm([0.0, 0.5, -0.8])
+    axis = np.array([[0.0, 0.6, -0.8], [0.1, 0.4, -0.9], [0.0, 1.0, 0.0], [0.9, 0.1, 0.4]])
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    amplitude = np.array([[4.0, 3.0, 2.0], [2.0, 2.0, 2.0], [0.5] * 3, [1.0] * 3])
+    lobes = SGLobes(axis, np.array([10.0, 6.0, 3.0, 20.0]), amplitude)
+    sun = lobes.with_sun(key, 200.0)
+    near = [angular_error_deg(a, key) <= 25.0 for a in axis]
+    assert near == [True, True, False, False]
+    norm = lambda l: 2 * np.pi / l.sharpness * -np.expm1(-2 * l.sharpness)   # noqa: E731
+    gathered = (sun.amplitude * norm(sun)[:, None])[:2].sum(0)
+    np.testing.assert_allclose(gathered, (lobes.amplitude * norm(lobes)[:, None])[:2].sum(0), rtol=2e-3)
+    k = int(np.argmax(sun.power()))
+    np.testing.assert_allclose(sun.axis[k], key) and np.testing.assert_allclose(sun.sharpness[k], 200.0)
+    np.testing.assert_allclose(sun.amplitude[2:], lobes.amplitude[2:])     # the light elsewhere is left alone
+    assert len(sun.axis) == len(lobes.axis)
+
+
 def test_a_lobe_sharper_than_the_raster_keeps_its_energy_and_direction_without_aliasing():
     """A sun-sized lobe (lambda 1e5) on a 64 x 128 raster: drawn as the sharpest resolvable lobe with the
     same energy, so the raster's integral is the lobe's whatever its exact position between texels."""

@@ -29,16 +29,18 @@ def _luminance(env):
 class TwoMapSG:
     """DiPIR's two SG maps: ``L_fg`` lights the object, ``L_sh`` casts the shadow; fused late in the run."""
 
-    def __init__(self, init: SGLobes, env_height: int, sharpness_cap: float = SUN_SHARPNESS, device: str = "cpu"):
+    def __init__(self, init: SGLobes, env_height: int, sharpness_cap: float = SUN_SHARPNESS, device: str = "cpu",
+                 init_sh: SGLobes | None = None):
         """``sharpness_cap``: the sharpest a lobe may become (default: the sun's size; lobes sharper than
-        the raster of ``env_height`` rows are drawn without aliasing, sg.sg_env_torch)."""
+        the raster of ``env_height`` rows are drawn without aliasing, sg.sg_env_torch). ``init_sh``: where
+        ``L_sh`` starts when not where ``L_fg`` does (a start taken from an earlier run's two maps)."""
         import torch
 
         self.fg = SGLighting(init, device)
-        self.sh = SGLighting(init, device)
+        self.sh = SGLighting(init if init_sh is None else init_sh, device)
         self.env_height = env_height
         self.max_log_sharpness = math.log(sharpness_cap)
-        self.initial_peak = float(init.amplitude.max())
+        self.initial_peak = float(max(init.amplitude.max(), (init if init_sh is None else init_sh).amplitude.max()))
         dirs = mitsuba_env_directions(env_height, 2 * env_height)
         theta = np.arccos(np.clip(dirs[..., 1], -1, 1))
         # solid angle of Mitsuba's texel rows (corner-aligned in theta), for the consistency loss

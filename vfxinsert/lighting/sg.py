@@ -80,6 +80,26 @@ class SGLobes:
         return out
 
 
+    def with_sun(self, direction, sharpness: float, radius_deg: float = 25.0) -> "SGLobes":
+        """These lobes with the light around ``direction`` gathered into one sun-sized lobe: every lobe whose
+        axis lies within ``radius_deg`` of it gives its power (per channel) to a lobe of ``sharpness`` on
+        ``direction`` and keeps a thousandth of its amplitude (the lobe count, and room to grow back, stay).
+        A broad key does not sharpen by gradient descent (its shadow's hardness gives the loss no slope
+        towards a small source); the multi-start tries this instead (loop.choose_start)."""
+        d = np.asarray(direction, float) / np.linalg.norm(direction)
+        near = self.axis @ d >= math.cos(math.radians(radius_deg))
+        if not near.any():
+            near[int(np.argmax(self.axis @ d))] = True
+        norm = 2.0 * np.pi / self.sharpness * -np.expm1(-2.0 * self.sharpness)    # power per unit amplitude
+        power = (self.amplitude[near] * norm[near, None]).sum(0)
+        key = int(np.flatnonzero(near)[np.argmax(self.power()[near])])
+        axis, sharp, amp = self.axis.copy(), self.sharpness.copy(), self.amplitude.copy()
+        amp[near] *= 1e-3
+        axis[key], sharp[key] = d, float(sharpness)
+        amp[key] = power * sharpness / (2.0 * np.pi * -np.expm1(-2.0 * sharpness))
+        return SGLobes(axis, sharp, amp)
+
+
 def sg_irradiance_closed_form(axis, sharpness: float, amplitude, normal) -> np.ndarray:
     """Irradiance E = integral of L(v) max(0, n.v) dv of ONE lobe on a surface with normal n.
 

@@ -145,7 +145,7 @@ def _prepare(context: ShotContext, frames, objective_name: str, say):
 def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
               checkpoint) -> Environment:
     from .sg import fit_sg
-    from .loop import best_start, optimise
+    from .loop import choose_start, optimise, sun_test
     from .models import HDRIRefine, TwoMapSG
     from .panorama import mitsuba_env_directions, texel_directions
     from .tone import ToneCurves, ToneExport
@@ -158,18 +158,12 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
     starts_record = None
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
         lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height, device=device)
-    else:   # SG lobes: the best of several starting key directions (settings.starts)
-        def make(lobes):
-            return TwoMapSG(lobes, settings.env_height, device=device)
-
+    else:   # SG lobes: the best of several starting key directions (settings.starts); the sun test after the run
         starts = init.starts(settings.starts)
         if len(starts) > 1:
             say(f"lighting: trying {len(starts)} starting key directions, {settings.start_iterations} iterations each")
-        chosen, scores = best_start(scene, targets, starts, make, lambda: ToneCurves(len(targets), device=device),
-                                    settings, objective, shot_name=shot.name)
-        lighting = make(starts[chosen])
-        starts_record = {"scores": scores, "chosen": chosen,
-                         "key_directions": [s.dominant_direction().tolist() for s in starts]}
+        lighting, starts_record = choose_start(scene, targets, starts, lambda: ToneCurves(len(targets), device=device),
+                                               settings, objective, shot_name=shot.name, device=device)
     tone = ToneCurves(len(targets), device=device)
     material = _material(scene, settings, device)
     say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
@@ -177,6 +171,13 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
         + (f", with the materials of {len(material.names)} part(s)" if material is not None else ""))
     result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
                       checkpoint=checkpoint, on_iteration=on_iteration, material=material)
+    if isinstance(lighting, TwoMapSG) and settings.sun_test:
+        say(f"lighting: sun test ({settings.start_iterations} iterations as solved and with a sun at the key)")
+        lighting, tone, sun_record = sun_test(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
+                                              device=device)
+        starts_record["sun_test"] = sun_record
+        if sun_record["kept"] == "sun":
+            say(f"lighting: the key is a sun; refined it for {settings.sun_iterations} iterations")
     data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None

@@ -86,6 +86,13 @@ class ToneCurves:
             self.fg_log_slopes.clamp_(-1.0, 1.0)
             self.sh_log_slopes.clamp_(-1.0, 1.0)
 
+    def prior(self):
+        """Distance of the shot's mean curves from the identity: over the keyframes' mean exposure (stops)
+        and mean log slopes, the mean square of each family (``[optimize] tone_prior`` weighs it). The
+        mean only: a shared lighting's brightness and colour trade 1:1 with the mean exposure, never with a
+        frame's departure from it (auto-exposure drift, which the curves must follow freely)."""
+        return sum(p.mean(0).square().mean() for p in self.parameters())
+
     def smoothness(self):
         """Mean squared second difference over frames of every parameter (0 for one or two frames)."""
         import torch
