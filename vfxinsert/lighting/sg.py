@@ -85,7 +85,7 @@ class SGLobes:
         axis lies within ``radius_deg`` of it gives its power (per channel) to a lobe of ``sharpness`` on
         ``direction`` and keeps a thousandth of its amplitude (the lobe count, and room to grow back, stay).
         A broad key does not sharpen by gradient descent (its shadow's hardness gives the loss no slope
-        towards a small source); the multi-start tries this instead (loop.choose_start)."""
+        towards a small source); the sun test offers this instead (loop.sun_test)."""
         d = np.asarray(direction, float) / np.linalg.norm(direction)
         near = self.axis @ d >= math.cos(math.radians(radius_deg))
         if not near.any():
