@@ -140,14 +140,13 @@ def make_case(name: str, pano: np.ndarray, offset_deg: float = 120.0, *, camera:
     from .config import AssetConfig, MaterialConfig
     from .assets import load_asset_parts
     from .lighting.environment import EXPORT_HEIGHT
-    from .lighting.panorama import hdri_to_mitsuba_env, perspective_view
+    from .lighting.panorama import box_downsample, hdri_to_mitsuba_env, perspective_view
     from .lighting.sg import dominant_direction_latlong
     from .lighting.stage import object_window
     from .scene import InsertScene, View
 
     true_dir = dominant_direction_latlong(pano[: pano.shape[0] // 2 * 2])
-    f = pano.shape[0] // 64
-    true_dir_64 = dominant_direction_latlong(pano[: 64 * f, : 128 * f].reshape(64, f, 128, f, 3).mean(axis=(1, 3)))
+    true_dir_64 = dominant_direction_latlong(box_downsample(pano, 32))   # box-filtered to 2 x 32 = 64 rows
     yaw = -(key_azimuth_deg(true_dir) + offset_deg)
     c2w = np.eye(4)
     c2w[:3, :3] = euler_zxy_to_matrix(camera.pitch_deg, yaw, 0.0)
@@ -200,10 +199,10 @@ def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: 
     from .lighting.environment import EXPORT_HEIGHT
     from .lighting.init import plate_latlong
     from .lighting.sg import angular_error_deg, dominant_direction_latlong, fit_sg
-    from .lighting.loop import FrameTarget, ReferenceObjective, choose_start, optimise, sun_test
+    from .lighting.loop import FrameTarget, ReferenceObjective, solve_sg
     from .lighting.panorama import hdri_to_mitsuba_env, mitsuba_env_directions, texel_directions
     from .lighting.stage import crop_resample
-    from .lighting.tone import ToneCurves, ToneExport, apply_tone
+    from .lighting.tone import ToneExport, apply_tone
     from .scene import InsertScene, View
 
     case = make_case(name, pano, offset_deg, camera=camera)
@@ -261,17 +260,11 @@ def run_case(name: str, pano: np.ndarray, *, offset_deg: float = 120.0, camera: 
     # "prior+loop" (from the prior: what the guidance starts from when a model is set)
     for method, init in inits.items():
         t0 = time.perf_counter()
-        lighting, record = choose_start(opt_scene, [target], init.starts(settings.starts), lambda: ToneCurves(1),
-                                        settings, ReferenceObjective(), shot_name=f"bench-{name}")
+        lighting, tone, _, record = solve_sg(opt_scene, [target], init, settings, ReferenceObjective(),
+                                             shot_name=f"bench-{name}", say=on_progress or (lambda m: None))
         if on_progress:
             on_progress(f"bench: {name} {method}: start scores {[round(v, 4) for v in record['scores']]}, chosen "
-                        f"{record['chosen']}")
-        tone = ToneCurves(1)
-        optimise(opt_scene, [target], lighting, tone, settings, ReferenceObjective(), shot_name=f"bench-{name}")
-        lighting, tone, sun = sun_test(opt_scene, [target], lighting, tone, settings, ReferenceObjective(),
-                                       shot_name=f"bench-{name}")
-        if on_progress:
-            on_progress(f"bench: {name} {method}: sun test {sun}")
+                        f"{record['chosen']}, sun test {record.get('sun_test')}")
         seconds = time.perf_counter() - t0 + init_seconds[method]
         score("reference" if method == "plate" else f"{method}+loop",
               lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32),

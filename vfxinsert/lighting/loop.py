@@ -294,6 +294,39 @@ def choose_start(scene: InsertScene, targets: list[FrameTarget], starts: list[SG
     return TwoMapSG(starts[record["chosen"]], settings.env_height, device=device), record
 
 
+def solve_sg(scene: InsertScene, targets: list[FrameTarget], init: SGLobes, settings: OptimizeConfig,
+             objective: Objective, *, shot_name: str, device: str = "cpu", say: Callable[[str], None] = lambda m: None,
+             run_message: str = "", checkpoint: Path | None = None,
+             on_iteration: Callable[[int, int, float], None] | None = None,
+             material: MaterialRefine | None = None) -> tuple[TwoMapSG, ToneCurves, OptimResult, dict]:
+    """The solve of SG lobes from ``init``, as ``run`` and ``bench`` do it: the multi-start
+    (``choose_start``), the run (``optimise``; ``run_message`` is said before it), and the sun test
+    (``sun_test``) when ``settings.sun_test``. Returns the lighting, its tone curves, the run's result and
+    what lighting.json records of the starts and the sun test."""
+    from .tone import ToneCurves
+
+    def make_tone() -> ToneCurves:
+        return ToneCurves(len(targets), device=device)
+
+    starts = init.starts(settings.starts)
+    if len(starts) > 1:
+        say(f"lighting: trying {len(starts)} starting key directions, {settings.start_iterations} iterations each")
+    lighting, record = choose_start(scene, targets, starts, make_tone, settings, objective, shot_name=shot_name,
+                                    device=device)
+    tone = make_tone()
+    if run_message:
+        say(run_message)
+    result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot_name, checkpoint=checkpoint,
+                      on_iteration=on_iteration, material=material)
+    if settings.sun_test:
+        say(f"lighting: sun test ({settings.start_iterations} iterations as solved and with a sun at the key)")
+        lighting, tone, record["sun_test"] = sun_test(scene, targets, lighting, tone, settings, objective,
+                                                      shot_name=shot_name, device=device)
+        if record["sun_test"]["kept"] == "sun":
+            say(f"lighting: the key is a sun; refined it for {settings.sun_iterations} iterations")
+    return lighting, tone, result, record
+
+
 def _trial(scene, targets, lighting, tone, settings: OptimizeConfig, objective: Objective, shot_name: str) -> float:
     """Mean objective over the second half of a ``start_iterations`` run (the regularisers left out: their
     value includes a map's entropy, not comparable between lightings)."""
@@ -307,7 +340,7 @@ def _trial(scene, targets, lighting, tone, settings: OptimizeConfig, objective: 
 
 def sun_test(scene: InsertScene, targets: list[FrameTarget], lighting: TwoMapSG, tone: ToneCurves,
              settings: OptimizeConfig, objective: Objective, *, shot_name: str,
-             device: str = "cpu") -> tuple[TwoMapSG, ToneCurves, dict | None]:
+             device: str = "cpu") -> tuple[TwoMapSG, ToneCurves, dict]:
     """After the run: is the key a sun? (``[optimize] sun_test``; lighting.json records the answer.)
 
     Gradient descent does not turn a broad key into a sun (measured: from a broad lobe on the true sun's
@@ -324,8 +357,6 @@ def sun_test(scene: InsertScene, targets: list[FrameTarget], lighting: TwoMapSG,
     from .panorama import texel_directions
     from .sg import max_sharpness
 
-    if not settings.sun_test:
-        return lighting, tone, None
     if settings.fusion != "off":   # the solve ended fused: its maps go on fused (unfused they were never fitted)
         settings = replace(settings, fused=True)
     dirs = texel_directions(64, 128)

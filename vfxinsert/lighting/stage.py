@@ -145,7 +145,7 @@ def _prepare(context: ShotContext, frames, objective_name: str, say):
 def _optimise(context: ShotContext, frames, init, init_seconds: float, objective_name: str, say, on_iteration,
               checkpoint) -> Environment:
     from .sg import fit_sg
-    from .loop import choose_start, optimise, sun_test
+    from .loop import optimise, solve_sg
     from .models import HDRIRefine, TwoMapSG
     from .panorama import mitsuba_env_directions, texel_directions
     from .tone import ToneCurves, ToneExport
@@ -155,29 +155,20 @@ def _optimise(context: ShotContext, frames, init, init_seconds: float, objective
     targets, objective, guidance_record, crop_px = _prepare(context, frames, objective_name, say)
     scene = context.scene(targets[0].view, env_height=settings.env_height, max_depth=settings.max_depth)
     device = scene.torch_device
-    starts_record = None
+    material = _material(scene, settings, device)
+    run_message = (f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
+                   f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective "
+                   f"{objective_name}" + (f", with the materials of {len(material.names)} part(s)" if material is not None else ""))
     if isinstance(init, np.ndarray):   # an HDRI: refine its rotation, exposure and white balance only
         lighting = HDRIRefine(init, shot.lighting.rotate_y_deg, settings.env_height, device=device)
-    else:   # SG lobes: the best of several starting key directions (settings.starts); the sun test after the run
-        starts = init.starts(settings.starts)
-        if len(starts) > 1:
-            say(f"lighting: trying {len(starts)} starting key directions, {settings.start_iterations} iterations each")
-        lighting, starts_record = choose_start(scene, targets, starts, lambda: ToneCurves(len(targets), device=device),
-                                               settings, objective, shot_name=shot.name, device=device)
-    tone = ToneCurves(len(targets), device=device)
-    material = _material(scene, settings, device)
-    say(f"lighting: optimising {settings.iterations} iterations over {len(targets)} keyframe(s) "
-        f"(at least {settings.iterations // len(targets)} steps each), {crop_px}px crops, objective {objective_name}"
-        + (f", with the materials of {len(material.names)} part(s)" if material is not None else ""))
-    result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
-                      checkpoint=checkpoint, on_iteration=on_iteration, material=material)
-    if isinstance(lighting, TwoMapSG) and settings.sun_test:
-        say(f"lighting: sun test ({settings.start_iterations} iterations as solved and with a sun at the key)")
-        lighting, tone, sun_record = sun_test(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
-                                              device=device)
-        starts_record["sun_test"] = sun_record
-        if sun_record["kept"] == "sun":
-            say(f"lighting: the key is a sun; refined it for {settings.sun_iterations} iterations")
+        tone, starts_record = ToneCurves(len(targets), device=device), None
+        say(run_message)
+        result = optimise(scene, targets, lighting, tone, settings, objective, shot_name=shot.name,
+                          checkpoint=checkpoint, on_iteration=on_iteration, material=material)
+    else:   # SG lobes: the multi-start, the run, the sun test
+        lighting, tone, result, starts_record = solve_sg(
+            scene, targets, init, settings, objective, shot_name=shot.name, device=device, say=say,
+            run_message=run_message, checkpoint=checkpoint, on_iteration=on_iteration, material=material)
     data = lighting.radiance(mitsuba_env_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     latlong = lighting.radiance(texel_directions(EXPORT_HEIGHT, 2 * EXPORT_HEIGHT)).astype(np.float32)
     fitted = fit_sg(latlong, lobes=shot.lighting.lobes, iterations=200) if isinstance(lighting, TwoMapSG) else None
