@@ -133,7 +133,8 @@ def test_gathering_the_light_around_the_key_into_a_sun_keeps_its_power_and_the_r
     gathered = (sun.amplitude * norm(sun)[:, None])[:2].sum(0)
     np.testing.assert_allclose(gathered, (lobes.amplitude * norm(lobes)[:, None])[:2].sum(0), rtol=2e-3)
     k = int(np.argmax(sun.power()))
-    np.testing.assert_allclose(sun.axis[k], key) and np.testing.assert_allclose(sun.sharpness[k], 200.0)
+    np.testing.assert_allclose(sun.axis[k], key)
+    np.testing.assert_allclose(sun.sharpness[k], 200.0)
     np.testing.assert_allclose(sun.amplitude[2:], lobes.amplitude[2:])     # the light elsewhere is left alone
     assert len(sun.axis) == len(lobes.axis)
 

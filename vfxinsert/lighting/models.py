@@ -36,11 +36,12 @@ class TwoMapSG:
         ``L_sh`` starts when not where ``L_fg`` does (a start taken from an earlier run's two maps)."""
         import torch
 
+        init_sh = init if init_sh is None else init_sh
         self.fg = SGLighting(init, device)
-        self.sh = SGLighting(init if init_sh is None else init_sh, device)
+        self.sh = SGLighting(init_sh, device)
         self.env_height = env_height
         self.max_log_sharpness = math.log(sharpness_cap)
-        self.initial_peak = float(max(init.amplitude.max(), (init if init_sh is None else init_sh).amplitude.max()))
+        self.initial_peak = float(max(init.amplitude.max(), init_sh.amplitude.max()))
         dirs = mitsuba_env_directions(env_height, 2 * env_height)
         theta = np.arccos(np.clip(dirs[..., 1], -1, 1))
         # solid angle of Mitsuba's texel rows (corner-aligned in theta), for the consistency loss

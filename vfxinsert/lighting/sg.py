@@ -45,8 +45,7 @@ class SGLobes:
 
     def power(self) -> np.ndarray:
         """(K,) luminance integrated over the sphere per lobe: 2 pi c / lambda (1 - exp(-2 lambda))."""
-        lum = self.amplitude @ np.array(RGB_LUMINANCE)
-        return lum * 2.0 * np.pi / self.sharpness * (1.0 - np.exp(-2.0 * self.sharpness))
+        return self.amplitude @ np.array(RGB_LUMINANCE) * sg_integral(self.sharpness)
 
     def dominant_direction(self) -> np.ndarray:
         """Axis of the lobe with the most power."""
@@ -90,14 +89,19 @@ class SGLobes:
         near = self.axis @ d >= math.cos(math.radians(radius_deg))
         if not near.any():
             near[int(np.argmax(self.axis @ d))] = True
-        norm = 2.0 * np.pi / self.sharpness * -np.expm1(-2.0 * self.sharpness)    # power per unit amplitude
-        power = (self.amplitude[near] * norm[near, None]).sum(0)
+        power = (self.amplitude[near] * sg_integral(self.sharpness[near])[:, None]).sum(0)
         key = int(np.flatnonzero(near)[np.argmax(self.power()[near])])
         axis, sharp, amp = self.axis.copy(), self.sharpness.copy(), self.amplitude.copy()
         amp[near] *= 1e-3
         axis[key], sharp[key] = d, float(sharpness)
-        amp[key] = power * sharpness / (2.0 * np.pi * -np.expm1(-2.0 * sharpness))
+        amp[key] = power / sg_integral(sharpness)
         return SGLobes(axis, sharp, amp)
+
+
+def sg_integral(sharpness):
+    """Integral over the sphere of a lobe of unit amplitude: 2 pi / lambda (1 - exp(-2 lambda))."""
+    lam = np.asarray(sharpness, float)
+    return 2.0 * np.pi / lam * -np.expm1(-2.0 * lam)
 
 
 def sg_irradiance_closed_form(axis, sharpness: float, amplitude, normal) -> np.ndarray:
